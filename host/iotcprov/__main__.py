@@ -1,0 +1,3 @@
+from iotcprov.cli import main
+
+raise SystemExit(main())
