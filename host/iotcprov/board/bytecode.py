@@ -57,7 +57,9 @@ def compile_sources(compiler: str, sources: dict[str, bytes]) -> dict[str, bytes
             out = Path(work) / "out.mpy"
             src.write_bytes(source)
             result = subprocess.run(
-                [compiler, "-s", name, "-o", str(out), str(src)], capture_output=True, timeout=60,
+                [compiler, "-s", name, "-o", str(out), str(src)],
+                capture_output=True,
+                timeout=60,
             )
             if result.returncode != 0:
                 from iotcprov.errors import OperationError

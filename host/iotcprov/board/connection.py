@@ -250,18 +250,21 @@ def _chunk_calls(path: str, data: bytes) -> list[str]:
     calls = []
     for start in range(0, max(len(text), 1), CHUNK_B64):
         mode = "wb" if start == 0 else "ab"
-        calls.append(f"_iw({path!r},{text[start:start + CHUNK_B64]!r},{mode!r})")
+        calls.append(f"_iw({path!r},{text[start : start + CHUNK_B64]!r},{mode!r})")
     return calls
 
 
-def open_board(port: str, *, soft_reset: bool = True, connect_timeout: float = CONNECT_TIMEOUT) -> BoardSession:
+def open_board(
+    port: str, *, soft_reset: bool = True, connect_timeout: float = CONNECT_TIMEOUT
+) -> BoardSession:
     """Open `port`, enter the raw REPL (soft-resetting the board so a running program stops) and
     install the helper functions. Unreachable or non-MicroPython ports are InputErrors."""
     try:
         transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
     except (TransportError, serial.SerialException, OSError, ValueError) as error:
         raise InputError(
-            f"--port: cannot open {port!r} ({_short(error)}); check the cable, or list boards with `iotcprov ports`"
+            f"--port: cannot open {port!r} ({_short(error)}); "
+            "check the cable, or list boards with `iotcprov ports`"
         ) from None
     try:
         # enter_raw_repl prints what it received when it fails; keep that off the user's terminal.

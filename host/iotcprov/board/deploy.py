@@ -56,7 +56,11 @@ def firmware_version(sources: dict[str, bytes]) -> str | None:
 
 
 def build_deployment(
-    mpy_version: tuple[int, int] | None, *, main: bool = False, firmware: Path | None = None, compile: bool = True,
+    mpy_version: tuple[int, int] | None,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
 ) -> tuple[dict[str, bytes], str, str | None]:
     """({board path: bytes}, bytecode label, version) for a board of `mpy_version`."""
     sources = firmware_sources(firmware)
@@ -64,7 +68,7 @@ def build_deployment(
     compiler = compiler_for(mpy_version) if compile else None
     if compiler:
         package_files = compile_sources(compiler, sources)
-        label = "mpy %d.%d" % tuple(mpy_version)  # type: ignore[arg-type]
+        label = f"mpy {mpy_version[0]}.{mpy_version[1]}"  # type: ignore[index]
     else:
         package_files, label = sources, "py"
     files = {f"/lib/{name}": data for name, data in package_files.items()}
@@ -86,7 +90,11 @@ def _board_files(session: BoardSession, folder: str) -> list[str]:
 
 
 def deploy_session(
-    session: BoardSession, *, main: bool = False, firmware: Path | None = None, compile: bool = True,
+    session: BoardSession,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
 ) -> DeployResult:
     started = time.monotonic()
     sent, received = session.bytes_sent, session.bytes_received
@@ -106,21 +114,34 @@ def deploy_session(
     for path in removed:
         session.remove_tree(path)
     return DeployResult(
-        version=version, bytecode=label, written=written, skipped=skipped, removed=removed,
-        bytes_sent=session.bytes_sent - sent, bytes_received=session.bytes_received - received,
+        version=version,
+        bytecode=label,
+        written=written,
+        skipped=skipped,
+        removed=removed,
+        bytes_sent=session.bytes_sent - sent,
+        bytes_received=session.bytes_received - received,
         seconds=time.monotonic() - started,
     )
 
 
 def deploy(
-    port: str, *, main: bool = False, firmware: Path | None = None, compile: bool = True,
+    port: str,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
     connect: Callable[[str], BoardSession] = open_board,
 ) -> DeployResult:
     """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
     started = time.monotonic()
     with connect(port) as session:
         result = deploy_session(session, main=main, firmware=firmware, compile=compile)
-        return DeployResult(**{
-            **result.as_dict(), "bytes_sent": session.bytes_sent, "bytes_received": session.bytes_received,
-            "seconds": time.monotonic() - started,
-        })
+        return DeployResult(
+            **{
+                **result.as_dict(),
+                "bytes_sent": session.bytes_sent,
+                "bytes_received": session.bytes_received,
+                "seconds": time.monotonic() - started,
+            }
+        )

@@ -12,17 +12,21 @@ def check_firmware_image(data: bytes, esptool_chip: str, field: str = "--firmwar
 
     if len(data) < 24 or data[0] != ESP_IMAGE_MAGIC:
         raise InputError(
-            f"{field}: not an ESP firmware image (no 0xE9 header); download the MicroPython .bin for your board"
+            f"{field}: not an ESP firmware image (no 0xE9 header); "
+            "download the MicroPython .bin for your board"
         )
     try:
         image = LoadFirmwareImage(esptool_chip, data)
     except Exception as error:  # esptool raises FatalError and struct errors for damaged images
-        raise InputError(f"{field}: damaged ESP firmware image ({str(error).splitlines()[0][:100]})") from None
+        raise InputError(
+            f"{field}: damaged ESP firmware image ({str(error).splitlines()[0][:100]})"
+        ) from None
     expected = getattr(CHIP_DEFS[esptool_chip], "IMAGE_CHIP_ID", None)
     chip_id = getattr(image, "chip_id", None)
     if expected is not None and chip_id is not None and chip_id != expected:
         names = {getattr(c, "IMAGE_CHIP_ID", None): n for n, c in CHIP_DEFS.items()}
         raise InputError(
-            f"{field}: the image is built for {names.get(chip_id, f'chip id {chip_id}')}, not {esptool_chip}; "
+            f"{field}: the image is built for {names.get(chip_id, f'chip id {chip_id}')}, "
+            f"not {esptool_chip}; "
             "pick the firmware for this board or the right --board"
         )

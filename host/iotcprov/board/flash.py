@@ -27,8 +27,12 @@ class FlashResult:
     seconds: float
 
     def as_dict(self) -> dict:
-        return {"chip": self.chip, "flash_size": self.flash_size, "seconds": self.seconds,
-                "regions": [{"offset": hex(o), "length": n} for o, n in self.regions]}
+        return {
+            "chip": self.chip,
+            "flash_size": self.flash_size,
+            "seconds": self.seconds,
+            "regions": [{"offset": hex(o), "length": n} for o, n in self.regions],
+        }
 
 
 def parse_flash_size(text: str) -> int:
@@ -43,7 +47,9 @@ def parse_flash_size(text: str) -> int:
 def flashable_profile(board: str) -> dict:
     profile = resources.load_board_profile(board)
     if not profile.get("esptool_chip"):
-        raise InputError(f"--board: {board!r} has no ROM loader to flash; choose one of esp32, esp32s3, esp32c3")
+        raise InputError(
+            f"--board: {board!r} has no ROM loader to flash; choose one of esp32, esp32s3, esp32c3"
+        )
     return profile
 
 
@@ -73,8 +79,13 @@ def _connect(port: str, chip: str):
 
 
 def flash(
-    port: str, firmware: bytes, board: str = "esp32", *, erase: bool = False,
-    fs_files: dict[str, bytes] | None = None, flash_size: int | None = None,
+    port: str,
+    firmware: bytes,
+    board: str = "esp32",
+    *,
+    erase: bool = False,
+    fs_files: dict[str, bytes] | None = None,
+    flash_size: int | None = None,
 ) -> FlashResult:
     """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image at
     the vfs offset, in one esptool session. Returns what was written."""
@@ -89,7 +100,9 @@ def flash(
         esp = _connect(port, chip)
         try:
             if esp.CHIP_NAME.lower().replace("-", "") != chip:
-                raise InputError(f"--board: the chip on {port!r} is an {esp.CHIP_NAME}, not {chip}; give the right --board")
+                raise InputError(
+                    f"--board: the chip on {port!r} is an {esp.CHIP_NAME}, not {chip}; give the right --board"
+                )
             esp = run_stub(esp)
             attach_flash(esp)
             if flash_size is None:
@@ -97,14 +110,20 @@ def flash(
                 flash_size = parse_flash_size(detected) if detected else profile["default_flash_size"]
             regions = [(parse_offset(profile["firmware_offset"]), firmware)]
             if fs_files is not None:
-                regions.append((parse_offset(profile["vfs_offset"]), build_image(profile, flash_size, fs_files)))
+                regions.append(
+                    (parse_offset(profile["vfs_offset"]), build_image(profile, flash_size, fs_files))
+                )
             if erase:
                 erase_flash(esp)
             write_flash(esp, regions, flash_size="keep")
             reset_chip(esp, "hard-reset")
         except FatalError as error:
-            raise OperationError(f"--port {port}: flashing failed: {str(error).splitlines()[0][:160]}") from None
+            raise OperationError(
+                f"--port {port}: flashing failed: {str(error).splitlines()[0][:160]}"
+            ) from None
         finally:
             with contextlib.suppress(Exception):
                 esp._port.close()
-    return FlashResult(chip, flash_size, [(offset, len(data)) for offset, data in regions], time.monotonic() - started)
+    return FlashResult(
+        chip, flash_size, [(offset, len(data)) for offset, data in regions], time.monotonic() - started
+    )

@@ -35,9 +35,12 @@ def build_image(profile: dict, flash_size: int, files: dict[str, bytes]) -> byte
     params = profile["littlefs"]
     size = filesystem_size(profile, flash_size)
     fs = LittleFS(
-        block_size=params["block_size"], block_count=size // params["block_size"],
-        read_size=params["read_size"], prog_size=params["prog_size"],
-        lookahead_size=params["lookahead_size"], name_max=params["name_max"],
+        block_size=params["block_size"],
+        block_count=size // params["block_size"],
+        read_size=params["read_size"],
+        prog_size=params["prog_size"],
+        lookahead_size=params["lookahead_size"],
+        name_max=params["name_max"],
         disk_version=_disk_version(params.get("disk_version", "2.0")),
     )
     for path in sorted(files):
@@ -58,9 +61,13 @@ def read_image(profile: dict, image: bytes) -> dict[str, bytes]:
     from littlefs.context import UserContext
 
     fs = LittleFS(
-        context=UserContext(buffer=bytearray(image)), block_size=params["block_size"],
-        block_count=len(image) // params["block_size"], read_size=params["read_size"],
-        prog_size=params["prog_size"], lookahead_size=params["lookahead_size"], name_max=params["name_max"],
+        context=UserContext(buffer=bytearray(image)),
+        block_size=params["block_size"],
+        block_count=len(image) // params["block_size"],
+        read_size=params["read_size"],
+        prog_size=params["prog_size"],
+        lookahead_size=params["lookahead_size"],
+        name_max=params["name_max"],
     )
     found = {}
     for root, _dirs, names in fs.walk("/"):

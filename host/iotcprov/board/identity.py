@@ -67,7 +67,8 @@ class IdentityBundle:
     fingerprint: str
 
     def __repr__(self) -> str:
-        return f"IdentityBundle(folder={self.folder!r}, device_id={self.device_id!r}, files={sorted(self.files)})"
+        files = sorted(self.files)
+        return f"IdentityBundle(folder={self.folder!r}, device_id={self.device_id!r}, files={files})"
 
 
 def sas_fingerprint(device_key: str) -> str:
@@ -82,8 +83,9 @@ def x509_fingerprint(cert_der: bytes) -> str:
 
 def _pem(kind: str, der: bytes) -> bytes:
     body = base64.encodebytes(der).decode("ascii").replace("\n", "")
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
-    return ("-----BEGIN %s-----\n%s\n-----END %s-----\n" % (kind, "\n".join(lines), kind)).encode("ascii")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    body = "\n".join(lines)
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n".encode("ascii")
 
 
 def _check_endpoint(request: IdentityRequest) -> None:
@@ -94,7 +96,9 @@ def _check_endpoint(request: IdentityRequest) -> None:
         if not 1 <= port <= 65535:
             raise InputError(f"{name}: {port} is not a TCP port (1-65535)")
     if request.model_id is not None and not request.model_id.startswith("dtmi:"):
-        raise InputError(f"--model-id: {request.model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1")
+        raise InputError(
+            f"--model-id: {request.model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1"
+        )
     if not request.trust:
         raise InputError("--trust: no root certificate; use --trust azure or a CA certificate file")
 
@@ -120,8 +124,10 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         else:
             files["cert.der"] = credential.cert_der
             files["key.der"] = credential.key_der
-        names = {"cert": "cert.pem" if credential.as_pem else "cert.der",
-                 "key": "key.pem" if credential.as_pem else "key.der"}
+        names = {
+            "cert": "cert.pem" if credential.as_pem else "cert.der",
+            "key": "key.pem" if credential.as_pem else "key.der",
+        }
     trust_names = []
     for index, root in enumerate(request.trust):
         name = f"root-{index}.der"
@@ -141,10 +147,17 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         **names,
         "options": dict(request.options),
     }
-    files[IDENTITY_FILE] = (json.dumps(settings, separators=(",", ":"), sort_keys=True) + "\n").encode("utf-8")
+    files[IDENTITY_FILE] = (json.dumps(settings, separators=(",", ":"), sort_keys=True) + "\n").encode(
+        "utf-8"
+    )
     return IdentityBundle(
-        folder=identity_folder_name(files), files=files, settings=settings, device_id=request.device_id,
-        id_scope=request.id_scope, auth=auth, fingerprint=fingerprint,
+        folder=identity_folder_name(files),
+        files=files,
+        settings=settings,
+        device_id=request.device_id,
+        id_scope=request.id_scope,
+        auth=auth,
+        fingerprint=fingerprint,
     )
 
 
@@ -163,3 +176,14 @@ def parse_dps_host(text: str) -> tuple[str, int | None]:
     if not port.isdigit():
         raise InputError(f"--dps-host: {text!r}: the port after ':' must be a number, e.g. localhost:8883")
     return host, int(port)
+
+
+def identity_tree(bundle: IdentityBundle, wifi: tuple[str, str] | None = None) -> dict[str, bytes]:
+    """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
+    from iotcprov.board.layout import ACTIVE, WIFI, identity_dir
+
+    tree = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
+    tree[ACTIVE] = (bundle.folder + "\n").encode("ascii")
+    if wifi is not None:
+        tree[WIFI] = json.dumps({"ssid": wifi[0], "password": wifi[1]}, separators=(",", ":")).encode("utf-8")
+    return tree

@@ -14,8 +14,10 @@ from iotcprov.board.layout import ASSIGNMENT, WIFI, identity_dir
 from iotcprov.board.provision import read_active_identity
 
 # Runs on the board: returns only the named fields of a JSON file, so a secret never crosses the wire.
-_PICK = "import json\ndef _ipk(p,k):\n try:\n  with open(p) as f:d=json.load(f)\n except Exception:return None\n" \
-        " return {n:d.get(n) for n in k} if isinstance(d,dict) else None\n"
+_PICK = (
+    "import json\ndef _ipk(p,k):\n try:\n  with open(p) as f:d=json.load(f)\n except Exception:return None\n"
+    " return {n:d.get(n) for n in k} if isinstance(d,dict) else None\n"
+)
 
 
 def board_info_session(session: BoardSession) -> dict:
@@ -25,8 +27,9 @@ def board_info_session(session: BoardSession) -> dict:
     identity = None
     if active is not None:
         identity = active.summary()
-        identity["files"] = sorted(name for name, is_dir in session.list_dir(identity_dir(active.folder)) or []
-                                   if not is_dir)
+        identity["files"] = sorted(
+            name for name, is_dir in session.list_dir(identity_dir(active.folder)) or [] if not is_dir
+        )
         identity["complete"] = active.settings is not None
     deployed_text = session.read_text(DEPLOYED)
     try:
@@ -40,7 +43,7 @@ def board_info_session(session: BoardSession) -> dict:
         "platform": facts.platform,
         "machine": facts.machine,
         "unique_id": facts.unique_id,
-        "mpy": "%d.%d" % facts.mpy_version if facts.mpy_version else None,
+        "mpy": "{}.{}".format(*facts.mpy_version) if facts.mpy_version else None,
         "identity": identity,
         "wifi_ssid": (session.eval(f"_ipk({WIFI!r},['ssid'])") or {}).get("ssid"),
         "firmware": deployed,

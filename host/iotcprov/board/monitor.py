@@ -27,7 +27,7 @@ def status_event(line: str) -> str | None:
     if not line.startswith(STATUS_PREFIX):
         return None
     words = []
-    for word in line[len(STATUS_PREFIX):].split():
+    for word in line[len(STATUS_PREFIX) :].split():
         if "=" in word:
             break
         words.append(word)
@@ -44,7 +44,11 @@ def compile_pattern(until: str | None) -> re.Pattern | None:
 
 
 def monitor(
-    port: str, on_line: Callable[[str], None], *, until: str | None = None, timeout: float | None = None,
+    port: str,
+    on_line: Callable[[str], None],
+    *,
+    until: str | None = None,
+    timeout: float | None = None,
     reset: bool = False,
 ) -> MonitorResult:
     """Stream lines from `port` to `on_line`. With `reset`, soft-reset the board first so its
@@ -55,7 +59,9 @@ def monitor(
     try:
         link = serial.serial_for_url(port, baudrate=115200, timeout=0.2)
     except (serial.SerialException, OSError, ValueError) as error:
-        raise InputError(f"--port: cannot open {port!r} ({error}); check the cable or the port name") from None
+        raise InputError(
+            f"--port: cannot open {port!r} ({error}); check the cable or the port name"
+        ) from None
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = b""
     count = 0

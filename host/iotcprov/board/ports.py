@@ -30,9 +30,14 @@ class Candidate:
 
     def as_dict(self) -> dict:
         return {
-            "port": self.record.device, "vid": _hex(self.record.vid), "pid": _hex(self.record.pid),
-            "serial_number": self.record.serial_number, "description": self.record.description,
-            "bridge": self.bridge, "boards": list(self.boards), "micropython": self.micropython,
+            "port": self.record.device,
+            "vid": _hex(self.record.vid),
+            "pid": _hex(self.record.pid),
+            "serial_number": self.record.serial_number,
+            "description": self.record.description,
+            "bridge": self.bridge,
+            "boards": list(self.boards),
+            "micropython": self.micropython,
             "probe_error": self.probe_error,
         }
 
@@ -100,7 +105,9 @@ def probe(port: str, connect: Callable | None = None) -> str:
 
 
 def scan(
-    lister: Callable[[], list[PortRecord]] = list_serial_ports, *, probe_boards: bool = False,
+    lister: Callable[[], list[PortRecord]] = list_serial_ports,
+    *,
+    probe_boards: bool = False,
     prober: Callable[[str], str] = probe,
 ) -> list[Candidate]:
     """Candidate boards; with `probe_boards`, each is asked for its MicroPython version."""
@@ -112,7 +119,11 @@ def scan(
     probed = []
     for candidate in candidates:
         try:
-            probed.append(Candidate(candidate.record, candidate.bridge, candidate.boards, prober(candidate.record.device)))
+            probed.append(
+                Candidate(
+                    candidate.record, candidate.bridge, candidate.boards, prober(candidate.record.device)
+                )
+            )
         except IotcprovError as error:
             probed.append(Candidate(candidate.record, candidate.bridge, candidate.boards, None, str(error)))
     return probed

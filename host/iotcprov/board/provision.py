@@ -28,7 +28,16 @@ from iotcprov.board.layout import (
 from iotcprov.errors import InputError, OperationError
 
 # What an operator may see of identity.json (everything in it is non-secret by contract).
-SUMMARY_FIELDS = ("device_id", "id_scope", "auth", "dps_host", "dps_port", "hub_port", "model_id", "fingerprint")
+SUMMARY_FIELDS = (
+    "device_id",
+    "id_scope",
+    "auth",
+    "dps_host",
+    "dps_port",
+    "hub_port",
+    "model_id",
+    "fingerprint",
+)
 
 
 @dataclass(frozen=True)
@@ -133,7 +142,11 @@ def set_board_clock(session: BoardSession, now: datetime.datetime | None = None)
 
 
 def write_identity(
-    session: BoardSession, bundle: IdentityBundle, *, replace: bool = False, wifi: WifiSettings | None = None,
+    session: BoardSession,
+    bundle: IdentityBundle,
+    *,
+    replace: bool = False,
+    wifi: WifiSettings | None = None,
     set_clock: bool = True,
 ) -> ProvisionResult:
     """Put `bundle` on the board behind `session` and make it active (see the module docstring)."""
@@ -150,7 +163,9 @@ def write_identity(
         for name in sorted(bundle.files, key=lambda n: n == IDENTITY_FILE):
             session.write_file(f"{folder}/{name}", bundle.files[name])
         if not _folder_verified(session, bundle):
-            raise OperationError(f"--port {session.port}: the new identity did not verify on the board; retry")
+            raise OperationError(
+                f"--port {session.port}: the new identity did not verify on the board; retry"
+            )
         _write_atomically(session, ACTIVE, (bundle.folder + "\n").encode("ascii"))
     if wifi is not None:
         document = json.dumps({"ssid": wifi.ssid, "password": wifi.password}, separators=(",", ":"))
@@ -158,24 +173,39 @@ def write_identity(
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
-        device_id=bundle.device_id, fingerprint=bundle.fingerprint, folder=bundle.folder, unchanged=unchanged,
-        replaced_device_id=replaced, clock_set=clock_set, bytes_sent=session.bytes_sent - sent,
-        bytes_received=session.bytes_received - received, seconds=time.monotonic() - started,
+        device_id=bundle.device_id,
+        fingerprint=bundle.fingerprint,
+        folder=bundle.folder,
+        unchanged=unchanged,
+        replaced_device_id=replaced,
+        clock_set=clock_set,
+        bytes_sent=session.bytes_sent - sent,
+        bytes_received=session.bytes_received - received,
+        seconds=time.monotonic() - started,
     )
 
 
 def provision(
-    port: str, bundle: IdentityBundle, *, replace: bool = False, wifi: WifiSettings | None = None,
-    set_clock: bool = True, connect: Callable[[str], BoardSession] = open_board,
+    port: str,
+    bundle: IdentityBundle,
+    *,
+    replace: bool = False,
+    wifi: WifiSettings | None = None,
+    set_clock: bool = True,
+    connect: Callable[[str], BoardSession] = open_board,
 ) -> ProvisionResult:
     """Open `port` and write `bundle` (see write_identity). The counts include connecting."""
     started = time.monotonic()
     with connect(port) as session:
         result = write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock)
-        return ProvisionResult(**{
-            **result.as_dict(), "bytes_sent": session.bytes_sent, "bytes_received": session.bytes_received,
-            "seconds": time.monotonic() - started,
-        })
+        return ProvisionResult(
+            **{
+                **result.as_dict(),
+                "bytes_sent": session.bytes_sent,
+                "bytes_received": session.bytes_received,
+                "seconds": time.monotonic() - started,
+            }
+        )
 
 
 def erase_identity(session: BoardSession) -> str | None:

@@ -37,7 +37,8 @@ def azure_roots(bundle: bytes | None = None) -> tuple[bytes, ...]:
     missing = [name for name in AZURE_ROOT_NAMES if name not in found]
     if missing:
         raise InputError(
-            f"--trust azure: certifi's bundle lacks {', '.join(missing)}; upgrade certifi or give --trust FILE"
+            f"--trust azure: certifi's bundle lacks {', '.join(missing)}; "
+            "upgrade certifi or give --trust FILE"
         )
     return tuple(found[name] for name in AZURE_ROOT_NAMES)
 
@@ -54,7 +55,9 @@ def roots_from_file(path: str | Path) -> tuple[bytes, ...]:
         else:
             certs = [x509.load_der_x509_certificate(data)]
     except ValueError:
-        raise InputError(f"--trust: {str(path)!r} holds no PEM or DER certificate; give a CA certificate file") from None
+        raise InputError(
+            f"--trust: {str(path)!r} holds no PEM or DER certificate; give a CA certificate file"
+        ) from None
     return tuple(cert.public_bytes(serialization.Encoding.DER) for cert in certs)
 
 
