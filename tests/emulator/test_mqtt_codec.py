@@ -8,20 +8,30 @@ from hypothesis import strategies as st
 from iotcprov.emulator import mqtt_codec as m
 
 PACKETS = [
-    m.Connect("dev-1", "scope/registrations/dev-1/api-version=2019-03-31", b"SharedAccessSignature x",
-              clean_session=False, keep_alive=60),
+    m.Connect(
+        "dev-1",
+        "scope/registrations/dev-1/api-version=2019-03-31",
+        b"SharedAccessSignature x",
+        clean_session=False,
+        keep_alive=60,
+    ),
     m.Connect("c", will_topic="w", will_message=b"bye", will_qos=1, will_retain=True),
     m.Connack(m.REFUSED_NOT_AUTHORIZED, session_present=False),
     m.Connack(0, session_present=True),
     m.Publish("devices/d/messages/events/%24.ct=application%2Fjson", b'{"t":1}', qos=1, packet_id=7),
     m.Publish("a/b", b"", qos=0, retain=True),
     m.Publish("a/b", b"x" * 300, qos=2, packet_id=65535, dup=True),
-    m.Puback(1), m.Pubrec(2), m.Pubrel(3), m.Pubcomp(4),
+    m.Puback(1),
+    m.Pubrec(2),
+    m.Pubrel(3),
+    m.Pubcomp(4),
     m.Subscribe(9, [("$iothub/twin/res/#", 0), ("$iothub/methods/POST/#", 1)]),
     m.Suback(9, [0, 1, m.SUBACK_FAILURE]),
     m.Unsubscribe(10, ["a/#", "b"]),
     m.Unsuback(10),
-    m.Pingreq(), m.Pingresp(), m.Disconnect(),
+    m.Pingreq(),
+    m.Pingresp(),
+    m.Disconnect(),
 ]
 
 
@@ -110,29 +120,40 @@ def test_encoder_refuses_bad_packet_ids_and_qos():
 
 # ---------------------------------------------------------------- property-based
 
-topics = st.text(st.characters(blacklist_characters="\x00+#", blacklist_categories=("Cs",)), min_size=1,
-                 max_size=40)
+topics = st.text(
+    st.characters(blacklist_characters="\x00+#", blacklist_categories=("Cs",)), min_size=1, max_size=40
+)
 packet_ids = st.integers(1, 65535)
 publishes = st.builds(
-    lambda topic, payload, qos, pid, retain: m.Publish(topic, payload, qos, pid if qos else None, retain,
-                                                       False),
-    topics, st.binary(max_size=300), st.integers(0, 2), packet_ids, st.booleans(),
+    lambda topic, payload, qos, pid, retain: m.Publish(
+        topic, payload, qos, pid if qos else None, retain, False
+    ),
+    topics,
+    st.binary(max_size=300),
+    st.integers(0, 2),
+    packet_ids,
+    st.booleans(),
 )
 connects = st.builds(
-    m.Connect, st.text(max_size=30).filter(lambda s: "\x00" not in s),
+    m.Connect,
+    st.text(max_size=30).filter(lambda s: "\x00" not in s),
     st.none() | st.text(max_size=60).filter(lambda s: "\x00" not in s),
-    st.none(), st.booleans(), st.integers(0, 65535),
+    st.none(),
+    st.booleans(),
+    st.integers(0, 65535),
 )
 any_packet = st.one_of(
-    publishes, connects, st.builds(m.Puback, packet_ids),
-    st.builds(m.Subscribe, packet_ids,
-              st.lists(st.tuples(topics, st.integers(0, 2)), min_size=1, max_size=4)),
+    publishes,
+    connects,
+    st.builds(m.Puback, packet_ids),
+    st.builds(
+        m.Subscribe, packet_ids, st.lists(st.tuples(topics, st.integers(0, 2)), min_size=1, max_size=4)
+    ),
     st.builds(m.Suback, packet_ids, st.lists(st.sampled_from([0, 1, 2, 0x80]), min_size=1, max_size=4)),
     st.builds(m.Unsubscribe, packet_ids, st.lists(topics, min_size=1, max_size=3)),
-    st.just(m.Pingreq()), st.just(m.Disconnect()),
+    st.just(m.Pingreq()),
+    st.just(m.Disconnect()),
 )
-
-
 
 
 @settings(max_examples=300, deadline=None)

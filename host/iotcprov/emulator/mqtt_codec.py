@@ -123,8 +123,20 @@ class Disconnect:
 
 
 Packet = (
-    Connect | Connack | Publish | Puback | Pubrec | Pubrel | Pubcomp | Subscribe | Suback
-    | Unsubscribe | Unsuback | Pingreq | Pingresp | Disconnect
+    Connect
+    | Connack
+    | Publish
+    | Puback
+    | Pubrec
+    | Pubrel
+    | Pubcomp
+    | Subscribe
+    | Suback
+    | Unsubscribe
+    | Unsuback
+    | Pingreq
+    | Pingresp
+    | Disconnect
 )
 
 # ---------------------------------------------------------------- encoding
@@ -234,7 +246,7 @@ class _Reader:
     def take(self, count: int) -> bytes:
         if count > self.remaining():
             raise MqttProtocolError("packet shorter than its fields")
-        chunk = self.data[self.pos:self.pos + count]
+        chunk = self.data[self.pos : self.pos + count]
         self.pos += count
         return chunk
 
@@ -296,8 +308,17 @@ def _decode_connect(r: _Reader) -> Connect:
         raise MqttProtocolError("password without a user name")
     password = r.binary() if flags & 0x40 else None
     r.end()
-    return Connect(client_id, username, password, bool(flags & 0x02), keep_alive,
-                   will_topic, will_message, will_qos, bool(flags & 0x20))
+    return Connect(
+        client_id,
+        username,
+        password,
+        bool(flags & 0x02),
+        keep_alive,
+        will_topic,
+        will_message,
+        will_qos,
+        bool(flags & 0x20),
+    )
 
 
 def _decode(packet_type: int, flags: int, body: bytes) -> Packet:
@@ -399,6 +420,6 @@ class Parser:
         if len(buffer) < index + length:
             return None
         first = buffer[0]
-        body = bytes(buffer[index:index + length])
-        del buffer[:index + length]
+        body = bytes(buffer[index : index + length])
+        del buffer[: index + length]
         return _decode(first >> 4, first & 0x0F, body)
