@@ -258,6 +258,7 @@ class Control:
         return row
 
     def _device_view(self, row: dict) -> dict:
+        session = self.registry.session(row["device_id"])
         return {
             "device_id": row["device_id"],
             "status": row["status"],
@@ -280,6 +281,7 @@ class Control:
             "disconnect_reason": row["disconnect_reason"],
             "twin": self.store.twin(row["device_id"]),
             "c2d_queued": len(self.store.pending_c2d(row["device_id"])),
+            "subscriptions": sorted(session.subscriptions) if session else [],
         }
 
     def devices(self) -> list[dict]:
