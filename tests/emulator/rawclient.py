@@ -5,6 +5,7 @@ The SDK hides refusals and timing; this client shows the exact CONNACK codes, to
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -97,7 +98,5 @@ class RawClient:
         self.send(mqtt.Publish(topic, payload, qos, packet_id))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from azure.iot.device import IoTHubDeviceClient, Message, MethodResponse, ProvisioningDeviceClient, X509
+from azure.iot.device import X509, IoTHubDeviceClient, Message, MethodResponse, ProvisioningDeviceClient
 from iotcprov.credentials.sas import derive_device_key
 
 from tests.emulator import testpki
