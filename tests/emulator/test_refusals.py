@@ -177,9 +177,7 @@ def test_leaf_common_name_differs_from_registration_id(emulator, x509_root, tmp_
 def test_expired_leaf(emulator, x509_root, tmp_path):
     root, root_key = x509_root
     device_key = testpki.generate_key()
-    leaf = testpki.make_device_cert(
-        "ref-expired-leaf", device_key, root, root_key, days=-1, start_days_ago=10
-    )
+    leaf = testpki.make_device_cert("ref-expired-leaf", device_key, root, root_key, days=1, start_days_ago=10)
     files = testpki.write_identity(tmp_path, "dev", [leaf], device_key)
     assert _refused(emulator, "ref-expired-leaf", None, files) == "certificate expired"
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from iotcprov.credentials import pki
 from iotcprov.credentials.sas import (
     DPS_POLICY,
     SasTokenError,
@@ -148,7 +149,7 @@ def _policy_of(token: str) -> str | None:
 
 
 def _check_leaf(peer: PeerCertificate, registration_id: str, now: float) -> None:
-    cn = certs.common_name(peer.leaf)
+    cn = pki.common_name(peer.leaf)
     if cn is None or cn.lower() != registration_id.lower():
         raise Refusal("certificate subject CN does not match the registration ID", device=registration_id)
     problem = certs.validity_problem(peer.leaf, now)
@@ -158,10 +159,10 @@ def _check_leaf(peer: PeerCertificate, registration_id: str, now: float) -> None
 
 def _x509_group_for(store: Store, peer: PeerCertificate) -> dict | None:
     """The X.509 group whose CA issued the leaf, nearest first along the chain Python verified."""
-    anchors = {certs.thumbprint_sha256(c): i for i, c in enumerate(peer.chain[1:], start=1)}
+    anchors = {pki.thumbprint_sha256(c): i for i, c in enumerate(peer.chain[1:], start=1)}
     best: tuple[int, dict] | None = None
     for group in store.groups("x509"):
-        ca = certs.load_certificate(group["ca_pem"])
+        ca = pki.load_certificate(group["ca_pem"].encode())
         if certs.issued_by(peer.leaf, ca):
             distance = 1
         elif group["ca_thumbprint"] in anchors:
@@ -180,7 +181,7 @@ def _x509_enrollment(store: Store, peer: PeerCertificate, registration_id: str) 
             raise Refusal(
                 "the individual enrollment uses a symmetric key, not a certificate", device=registration_id
             )
-        if certs.thumbprint_sha256(peer.leaf) != individual["thumbprint"]:
+        if pki.thumbprint_sha256(peer.leaf) != individual["thumbprint"]:
             raise Refusal(
                 "certificate thumbprint does not match the individual enrollment", device=registration_id
             )

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from iotcprov.credentials import pki
 from iotcprov.emulator import certs
 from iotcprov.emulator.faults import FaultError
 from iotcprov.emulator.hub import DeviceOffline, HubRegistry, merge_patch
@@ -57,7 +58,7 @@ def _certificate(pem: str | None, field: str):
         raise _bad(f"{field}: give a certificate (PEM or base64 DER)")
     try:
         data = pem.encode() if "-----BEGIN" in pem else base64.b64decode(pem)
-        return certs.load_certificate(data)
+        return pki.load_certificate(data)
     except ValueError:
         raise _bad(f"{field}: not a readable X.509 certificate") from None
 
@@ -115,13 +116,13 @@ class Control:
         if attestation != "x509":
             raise _bad("attestation: use sas or x509")
         ca = _certificate(ca_cert, "ca_cert")
-        if not certs.is_ca(ca):
+        if not pki.is_ca(ca):
             raise _bad("ca_cert: not a CA certificate (basic constraints CA:TRUE needed)")
-        thumbprint = certs.thumbprint_sha256(ca)
+        thumbprint = pki.thumbprint_sha256(ca)
         if any(g["ca_thumbprint"] == thumbprint for g in self.store.groups("x509")):
             raise ControlError(409, "ca_cert: another enrollment group holds this CA already")
         code = secrets.token_hex(24).upper()
-        pem = certs.cert_to_pem(ca)
+        pem = pki.cert_to_pem(ca).decode()
         self.store.add_group(
             {
                 "name": name,
@@ -147,9 +148,9 @@ class Control:
         if group["attestation"] != "x509":
             raise _bad("name: only X.509 groups are verified")
         proof = _certificate(cert, "cert")
-        if certs.common_name(proof) != group["verification_code"]:
+        if pki.common_name(proof) != group["verification_code"]:
             raise _bad("cert: subject CN is not the group's verification code")
-        if not certs.issued_by(proof, certs.load_certificate(group["ca_pem"])):
+        if not certs.issued_by(proof, pki.load_certificate(group["ca_pem"].encode())):
             raise _bad("cert: not signed by the group's CA key (proof of possession failed)")
         self.store.update_group(name, verified=1)
         self.context.event("admin", "group verified", None, f"x509 group {name}", self.now())
@@ -214,10 +215,10 @@ class Control:
         if attestation != "x509":
             raise _bad("attestation: use sas or x509")
         certificate = _certificate(cert, "cert")
-        if (certs.common_name(certificate) or "").lower() != device_id.lower():
+        if (pki.common_name(certificate) or "").lower() != device_id.lower():
             raise _bad("cert: subject CN must be the device ID")
-        pem = certs.cert_to_pem(certificate)
-        thumbprint = certs.thumbprint_sha256(certificate)
+        pem = pki.cert_to_pem(certificate).decode()
+        thumbprint = pki.thumbprint_sha256(certificate)
         self.store.add_individual(
             {"device_id": device_id, "attestation": "x509", "cert_pem": pem, "thumbprint": thumbprint}
         )
