@@ -49,16 +49,23 @@ def _client(args: argparse.Namespace):
     return AdminClient.for_data_dir(args.data)
 
 
+def _add(commands: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    return _data_option(commands.add_parser(name, **kwargs))
+
+
+def _data_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    # --data is accepted before or after the command words; SUPPRESS keeps an earlier value
+    parser.add_argument("--data", metavar="DIR", default=argparse.SUPPRESS, help="the emulator's data folder")
+    return parser
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("emulator", help="local DPS + IoT Hub emulator (start, enroll, inspect)")
     parser.add_argument("--data", metavar="DIR", help="the emulator's data folder")
     commands = parser.add_subparsers(dest="emulator_command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument(
-            "--data", metavar="DIR", default=argparse.SUPPRESS, help="the emulator's data folder"
-        )
+        sub = _add(commands, name, help=help_text)
         sub.set_defaults(func=func)
         return sub
 
@@ -92,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     group = command("group", "enrollment groups", None)
     group_commands = group.add_subparsers(dest="group_command", metavar="ACTION", required=True)
-    create = group_commands.add_parser("create", help="create a SAS or X.509 enrollment group")
+    create = _add(group_commands, "create", help="create a SAS or X.509 enrollment group")
     create.add_argument("--name", required=True)
     kind = create.add_mutually_exclusive_group(required=True)
     kind.add_argument("--sas", action="store_true", help="symmetric-key group (keys generated unless given)")
@@ -103,17 +110,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.add_argument("--secondary-key", help=argparse.SUPPRESS)
     create.add_argument("--secondary-key-file", metavar="FILE", help="secondary group key from a file")
     create.set_defaults(func=_group_create)
-    verify = group_commands.add_parser(
-        "verify", help="proof of possession: upload the signed verification cert"
-    )
+    verify = _add(group_commands, "verify", help="proof of possession: upload the signed verification cert")
     verify.add_argument("--name", required=True)
     verify.add_argument("--cert", required=True, metavar="FILE")
     verify.set_defaults(func=_group_verify)
     for action in ("enable", "disable"):
-        toggle = group_commands.add_parser(action, help=f"{action} an enrollment group")
+        toggle = _add(group_commands, action, help=f"{action} an enrollment group")
         toggle.add_argument("--name", required=True)
         toggle.set_defaults(func=_group_toggle, enabled=action == "enable")
-    group_commands.add_parser("list", help="list enrollment groups (no keys)").set_defaults(func=_group_list)
+    _add(group_commands, "list", help="list enrollment groups (no keys)").set_defaults(func=_group_list)
 
     enroll = command("enroll", "individual enrollment (SAS keys or an X.509 certificate)", _enroll)
     enroll.add_argument("--device-id", required=True)
@@ -160,7 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fault_commands = fault.add_subparsers(dest="fault_command", metavar="KIND", required=True)
 
     def fault_command(name: str, help_text: str, endpoint: bool = True) -> argparse.ArgumentParser:
-        sub = fault_commands.add_parser(name, help=help_text)
+        sub = _add(fault_commands, name, help=help_text)
         if endpoint:
             sub.add_argument("--endpoint", choices=["dps", "hub"], required=True)
         sub.add_argument("--device-id", help="only for this device")
@@ -188,8 +193,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--seconds", type=float, required=True)
     sub = fault_command("dps-rate", "answer 429 above N registrations per minute", endpoint=False)
     sub.add_argument("--per-minute", type=int, required=True)
-    fault_commands.add_parser("list", help="active faults").set_defaults(func=_fault_list)
-    clear = fault_commands.add_parser("clear", help="remove all faults (or one by --id)")
+    _add(fault_commands, "list", help="active faults").set_defaults(func=_fault_list)
+    clear = _add(fault_commands, "clear", help="remove all faults (or one by --id)")
     clear.add_argument("--id", type=int)
     clear.set_defaults(func=_fault_clear)
 
