@@ -321,6 +321,20 @@ def _decode_connect(r: _Reader) -> Connect:
     )
 
 
+def check_first_byte(first: int) -> None:
+    """Raise for a fixed-header byte no valid packet starts with (reserved type, wrong flags)."""
+    packet_type, flags = first >> 4, first & 0x0F
+    if packet_type in (0, 15):
+        raise MqttProtocolError(f"packet type {packet_type} is reserved")
+    if packet_type == PUBLISH:
+        if (flags >> 1) & 0x03 == 3:
+            raise MqttProtocolError("PUBLISH with QoS 3")
+        return
+    expected = 2 if packet_type in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0
+    if flags != expected:
+        raise MqttProtocolError(f"packet type {packet_type} with flags {flags:#x}")
+
+
 def _decode(packet_type: int, flags: int, body: bytes) -> Packet:
     r = _Reader(body)
     if packet_type == PUBLISH:
@@ -401,6 +415,8 @@ class Parser:
 
     def _next(self) -> Packet | None:
         buffer = self._buffer
+        if buffer:
+            check_first_byte(buffer[0])  # refuse garbage at once rather than wait for a length
         if len(buffer) < 2:
             return None
         length, multiplier, index = 0, 1, 1
