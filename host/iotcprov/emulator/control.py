@@ -422,5 +422,5 @@ class Control:
             "connected": len(self.registry.sessions),
             "registrations": sum(d["registrations"] for d in devices),
             "telemetry_stored": self.store.telemetry_count(),
-            "telemetry_received": counters.get("hub.telemetry", 0),
+            "telemetry_received": self.registry.telemetry_received,
         }

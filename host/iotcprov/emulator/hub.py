@@ -67,6 +67,7 @@ class HubRegistry:
         self.saved_subscriptions: dict[str, dict[str, int]] = {}
         self.method_waiters: dict[str, Callable[[int, object], None]] = {}
         self.telemetry_listeners: list[Callable[[str], None]] = []
+        self.telemetry_received = 0
         self._rid = 0
 
     def session(self, device_id: str) -> HubSession | None:
@@ -195,6 +196,7 @@ class HubSession(MqttSession):
         if topic.startswith(events_prefix) or topic == events_prefix.rstrip("/"):
             properties = parse_bag(topic[len(events_prefix) :])
             self.context.store.add_telemetry(self.device, packet.payload, properties, now)
+            self.registry.telemetry_received += 1
             for listener in self.registry.telemetry_listeners:
                 listener(self.device)
             return ack
