@@ -154,9 +154,8 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the emulator process inherits it
     with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
         result = asyncio.run(main_async(emu, args.devices, args.messages))
-    print(
-        f"DPS registrations/s         {result['registrations_per_s']:8.1f}   target >= {TARGET_REGISTRATIONS:.0f}"
-    )
+    rate = result["registrations_per_s"]
+    print(f"DPS registrations/s         {rate:8.1f}   target >= {TARGET_REGISTRATIONS:.0f}")
     print(f"hub TLS connects/s          {result['hub_connects_per_s']:8.1f}")
     print(f"concurrent hub connections  {result['connections_held']:8d}   target >= {TARGET_CONNECTIONS}")
     print(
