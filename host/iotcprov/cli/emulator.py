@@ -90,6 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     start.add_argument("--polls", type=int, default=0, help="'assigning' answers to polls before the result")
     start.add_argument(
+        "--stop-on-stdin-eof",
+        action="store_true",
+        help="also stop when standard input closes (used by Emulator.running)",
+    )
+    start.add_argument(
         "--dps-rate",
         type=int,
         default=None,
@@ -220,6 +225,7 @@ def _start(args: argparse.Namespace) -> int:
         args.retry_after,
         args.polls,
         args.dps_rate,
+        stop_on_stdin_eof=args.stop_on_stdin_eof,
     )
     return 0
 

@@ -232,14 +232,14 @@ class Emulator:
         ]
         if hub_name:
             command += ["--hub-name", hub_name]
-        command += extra_args or []
+        command += [*(extra_args or []), "--stop-on-stdin-eof"]
         log = open(data_dir / "emulator.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in [str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")] if p
         )
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env
+            command, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.PIPE, env=env
         )
         log.close()
         try:
@@ -276,6 +276,7 @@ def _terminate(process: subprocess.Popen) -> int | None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
-    if process.stdout:
-        process.stdout.close()
+    for stream in (process.stdin, process.stdout):
+        if stream:
+            stream.close()
     return process.returncode

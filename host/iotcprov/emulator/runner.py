@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def serve(
     polls_before_assigned: int = 0,
     rate_per_minute: int | None = None,
     on_ready: Callable[[dict], None] | None = None,
+    stop_on_stdin_eof: bool = False,
 ) -> None:
     """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
     config = Config(
@@ -42,16 +44,25 @@ def serve(
         extra_names,
         config,
     )
-    asyncio.run(_main(server, on_ready or _print_line))
+    asyncio.run(_main(server, on_ready or _print_line, stop_on_stdin_eof))
 
 
 def _print_line(info: dict) -> None:
     print(json.dumps({k: v for k, v in info.items() if k != "pid"}), flush=True)
 
 
-async def _main(server: EmulatorServer, on_ready: Callable[[dict], None]) -> None:
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop when stdin closes: a parent that dies (a crashed test run) takes the emulator along."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_on_stdin_eof: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    if stop_on_stdin_eof:
+        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Windows has no signal handlers in asyncio: Ctrl-C arrives as KeyboardInterrupt there
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -124,7 +124,7 @@ class EmulatorServer:
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> dict:
         endpoints_file = self.data_dir / ENDPOINTS_FILE
-        if endpoints_file.exists():
+        if endpoints_file.exists() and os.name == "posix":  # signal 0 probes a pid on POSIX only
             try:
                 pid = json.loads(endpoints_file.read_text()).get("pid")
                 if pid and pid != os.getpid():
