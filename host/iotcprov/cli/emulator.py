@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from iotcprov.errors import InputError
+from iotcprov.secret_input import DEVICE_KEY, SecretOption
 
 
 def _print(value: Any) -> None:
@@ -22,14 +23,16 @@ def _read_file(path: str, field: str) -> str:
         raise InputError(f"{field}: cannot read {path}: {error.strerror}") from None
 
 
-def _secret(args: argparse.Namespace, name: str, env: str | None = None) -> str | None:
-    value = getattr(args, name, None)
-    path = getattr(args, f"{name}_file", None)
-    if path:
-        value = _read_file(path, f"--{name.replace('_', '-')}-file").strip()
-    if value is None and env:
-        value = os.environ.get(env)
-    return value
+# Keys are generated unless one comes from the option, its file, or the environment variable.
+PRIMARY_KEY = SecretOption("--primary-key", "IOTCPROV_GROUP_KEY", "primary group key")
+SECONDARY_KEY = SecretOption("--secondary-key", "IOTCPROV_GROUP_SECONDARY_KEY", "secondary group key")
+
+
+def _optional_key(option: SecretOption, args: argparse.Namespace) -> str | None:
+    given = getattr(args, option.dest) is not None or getattr(args, option.file_dest) is not None
+    if not given and not os.environ.get(option.env_var):
+        return None
+    return option.resolve_key(args)
 
 
 def _json_arg(text: str | None, field: str) -> Any:
@@ -110,10 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kind.add_argument("--sas", action="store_true", help="symmetric-key group (keys generated unless given)")
     kind.add_argument("--x509", action="store_true", help="X.509 group holding --ca-cert")
     create.add_argument("--ca-cert", metavar="FILE", help="root or intermediate CA certificate (PEM)")
-    create.add_argument("--primary-key", help=argparse.SUPPRESS)
-    create.add_argument("--primary-key-file", metavar="FILE", help="primary group key from a file")
-    create.add_argument("--secondary-key", help=argparse.SUPPRESS)
-    create.add_argument("--secondary-key-file", metavar="FILE", help="secondary group key from a file")
+    PRIMARY_KEY.add_to(create)
+    SECONDARY_KEY.add_to(create)
     create.set_defaults(func=_group_create)
     verify = _add(group_commands, "verify", help="proof of possession: upload the signed verification cert")
     verify.add_argument("--name", required=True)
@@ -130,8 +131,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     how = enroll.add_mutually_exclusive_group(required=True)
     how.add_argument("--sas", action="store_true", help="symmetric key (generated unless --key given)")
     how.add_argument("--cert", metavar="FILE", help="the device's certificate (CN = device ID)")
-    enroll.add_argument("--key", help="device key (or --key-file, or IOTCPROV_DEVICE_KEY)")
-    enroll.add_argument("--key-file", metavar="FILE")
+    DEVICE_KEY.add_to(enroll)
     for action in ("enable", "disable"):
         toggle = command(f"enrollment-{action}", f"{action} an individual enrollment", _enrollment_toggle)
         toggle.add_argument("--device-id", required=True)
@@ -236,7 +236,9 @@ def _group_create(args: argparse.Namespace) -> int:
         if args.ca_cert:
             raise InputError("--ca-cert: only with --x509")
         _print(
-            client.create_sas_group(args.name, _secret(args, "primary_key"), _secret(args, "secondary_key"))
+            client.create_sas_group(
+                args.name, _optional_key(PRIMARY_KEY, args), _optional_key(SECONDARY_KEY, args)
+            )
         )
     else:
         if not args.ca_cert:
@@ -263,7 +265,7 @@ def _group_list(args: argparse.Namespace) -> int:
 def _enroll(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.sas:
-        _print(client.enroll_sas(args.device_id, _secret(args, "key", "IOTCPROV_DEVICE_KEY")))
+        _print(client.enroll_sas(args.device_id, _optional_key(DEVICE_KEY, args)))
     else:
         if args.key or args.key_file:
             raise InputError("--key: only with --sas")
