@@ -177,6 +177,8 @@ class AdminServer:
                     result = await result
             except ControlError as error:
                 return error.status, {"error": error.message}
+            except Exception as error:  # a bug answers 500 and the server keeps running
+                return 500, {"error": f"internal error ({type(error).__name__})"}
             return (
                 201 if method == "POST" and path in ("/groups", "/enrollments", "/faults") else 200
             ), result

@@ -155,7 +155,7 @@ class EmulatorServer:
         }
         self.control = Control(self.context, self.registry, self.info, self.trust)
         admin = AdminServer(self.control)
-        admin_server = await self._listen(self.admin, "--admin", admin.handle, tls=False)
+        admin_server = await self._listen(self.admin, "--admin", admin.handle)
         self.admin.port = admin_server.sockets[0].getsockname()[1]
         self.info["admin_url"] = f"http://{self.admin.address}:{self.admin.port}"
         self.servers = [dps_server, hub_server, admin_server]
@@ -165,9 +165,7 @@ class EmulatorServer:
         self.context.event("admin", "started", None, None, time.time())
         return self.info
 
-    async def _listen(
-        self, endpoint: Endpoint, field: str, handler, tls: bool = True
-    ) -> asyncio.base_events.Server:
+    async def _listen(self, endpoint: Endpoint, field: str, handler) -> asyncio.base_events.Server:
         try:
             # TLS is started per connection so handshake failures can be logged as refusals
             return await asyncio.start_server(
@@ -211,10 +209,13 @@ class EmulatorServer:
             await self._serve(endpoint, reader, writer)
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
+        except Exception as error:  # a bug must cost one connection, not the server
+            self.context.event(endpoint, "internal error", None, type(error).__name__, time.time())
         finally:
             if task is not None:
                 self._tasks.discard(task)
-            writer.transport.abort() if not writer.transport.is_closing() else None
+            if not writer.transport.is_closing():
+                writer.transport.abort()
 
     async def _serve(self, endpoint: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         store, now = self.store, time.time()
