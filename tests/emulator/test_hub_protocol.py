@@ -216,3 +216,29 @@ def test_telemetry_records_properties_and_model_id(emulator, device):
     message = emulator.admin.telemetry(device_id, wait=5)[-1]
     assert message["properties"] == {"$.ct": "application/json", "$.ce": "utf-8", "k": "a+b"}
     assert emulator.admin.device(device_id)["hub_model_id"] == "dtmi:example:Raw;1"
+
+
+def test_x509_device_must_use_its_certificate_at_the_hub(emulator, tmp_path):
+    from tests.emulator import testpki
+    from tests.emulator.helpers import dps_client, dps_username, register
+
+    key = testpki.generate_key()
+    cert = testpki.make_self_signed_device_cert("hub-x509", key)
+    emulator.admin.enroll_x509("hub-x509", testpki.pem(cert))
+    files = testpki.write_identity(tmp_path, "dev", [cert], key)
+    client = dps_client(emulator, files)
+    try:
+        assert client.connect("hub-x509", dps_username(emulator, "hub-x509")).return_code == 0
+        assert register(client, "hub-x509")[1]["status"] == "assigned"
+    finally:
+        client.close()
+    some_key = emulator.admin.enroll_sas("hub-x509-other")["primary_key"]
+    refused, connack = connect_hub_sas(emulator, "hub-x509", some_key)
+    refused.close()
+    assert connack.return_code == 5
+    assert "certificate" in events_for(emulator, "hub-x509", "connect refused")[-1]["reason"]
+    accepted = hub_client(emulator, files)
+    try:
+        assert accepted.connect("hub-x509", hub_username(emulator, "hub-x509")).return_code == 0
+    finally:
+        accepted.close()
