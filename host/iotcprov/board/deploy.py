@@ -18,6 +18,7 @@ from iotcprov import resources
 from iotcprov.board.bytecode import compile_sources, compiler_for
 from iotcprov.board.connection import BoardSession, open_board
 from iotcprov.board.layout import FIRMWARE_DIR, MAIN
+from iotcprov.errors import OperationError
 
 DEPLOYED = FIRMWARE_DIR + "/deployed.json"
 PACKAGE = "iotc"
@@ -75,7 +76,10 @@ def build_deployment(
     files[DEPLOYED] = (json.dumps({"version": version, "bytecode": label}, sort_keys=True) + "\n").encode()
     if main:
         root = Path(firmware) if firmware else resources.firmware_dir()
-        files[MAIN] = (root / "main.py").read_bytes()
+        try:
+            files[MAIN] = (root / "main.py").read_bytes()
+        except OSError:
+            raise OperationError(f"--main: no example main.py in {root}; reinstall iotcprov") from None
     return files, label, version
 
 
