@@ -43,15 +43,21 @@ def board(make_board):
 
 def board_files(root: Path) -> dict[str, bytes]:
     """Every file on a virtual board, by board path."""
-    return {"/" + p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        "/" + p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def run_cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "iotcprov", *args], capture_output=True, text=True, timeout=timeout,
-        env=environment, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "iotcprov", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=environment,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -69,9 +75,23 @@ class RomLoader:
         port_file = tmp / "port"
         self._log = open(tmp / "mock.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "esp32_mock_bootloader.cli", "run", "--port", "0", "--port-file", str(port_file),
-             "--chip", chip, "--timeout", "300"],
-            env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.DEVNULL, stderr=self._log,
+            [
+                sys.executable,
+                "-m",
+                "esp32_mock_bootloader.cli",
+                "run",
+                "--port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--chip",
+                chip,
+                "--timeout",
+                "300",
+            ],
+            env={**os.environ, "TMPDIR": str(tmp)},
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
             stdin=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
@@ -85,7 +105,10 @@ class RomLoader:
     def esptool(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "esptool", "--chip", self.chip, "--port", self.url, *args],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(self.tmp)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TMPDIR": str(self.tmp)},
         )
 
     def read_flash(self, offset: int, length: int) -> bytes:

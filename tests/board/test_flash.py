@@ -12,17 +12,20 @@ from iotcprov.board import flash
 from iotcprov.board.credential_input import sas_from_group_key
 from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
+from iotcprov.board.fsimage import build_image, filesystem_size, read_image
 from iotcprov.board.identity import IdentityRequest, build_identity, identity_tree
 from iotcprov.board.trust import azure_roots
-from iotcprov.board.fsimage import build_image, filesystem_size, read_image
 from iotcprov.errors import InputError
 
 from tests.board.conftest import make_esp_image, run_cli
 
 PROFILE = resources.load_board_profile("esp32")
 FW_OFFSET, VFS_OFFSET, BLOCK = 0x1000, 0x200000, 4096
-FS_FILES = {"/lib/iotc/app.py": b"print('app')\n" * 300, "/main.py": b"import iotc.app\n",
-            "/iotc-data/active": b"id-0000abcd\n"}
+FS_FILES = {
+    "/lib/iotc/app.py": b"print('app')\n" * 300,
+    "/main.py": b"import iotc.app\n",
+    "/iotc-data/active": b"id-0000abcd\n",
+}
 
 # Runs on the virtual board: mount a LittleFS image file as /fs and list what it holds.
 MOUNT_ON_BOARD = """
@@ -74,7 +77,7 @@ def test_filesystem_image_is_exactly_the_vfs_partition():
 def _used_ranges(image: bytes, gap: int = 16) -> list[tuple[int, int]]:
     """(offset, length) spans covering every block that is not erased (close ones merged)."""
     erased = b"\xff" * BLOCK
-    used = [n for n in range(len(image) // BLOCK) if image[n * BLOCK:(n + 1) * BLOCK] != erased]
+    used = [n for n in range(len(image) // BLOCK) if image[n * BLOCK : (n + 1) * BLOCK] != erased]
     spans: list[list[int]] = []
     for block in used:
         if spans and block - spans[-1][1] <= gap:
@@ -98,7 +101,7 @@ def test_one_pass_flash_reads_back_and_mounts(rom_loader, tmp_path, make_board):
     assert verified.returncode == 0, verified.stdout + verified.stderr
     read_back = bytearray(b"\xff" * len(expected))
     for offset, length in _used_ranges(expected):
-        read_back[offset:offset + length] = rom_loader.read_flash(VFS_OFFSET + offset, length)
+        read_back[offset : offset + length] = rom_loader.read_flash(VFS_OFFSET + offset, length)
     assert bytes(read_back) == expected
 
     board = make_board()
@@ -110,28 +113,48 @@ def test_one_pass_flash_reads_back_and_mounts(rom_loader, tmp_path, make_board):
 def test_cli_flash_with_identity_in_the_image(rom_loader, tmp_path):
     firmware = tmp_path / "fw.bin"
     make_esp_image(firmware)
-    out = run_cli("flash", "--port", rom_loader.url, "--firmware", str(firmware), "--fs", "--json",
-                  "--id-scope", "0ne00ABCDEF", "--device-id", "dev-9", "--group-key", "A" * 44, "--trust", "azure")
+    out = run_cli(
+        "flash",
+        "--port",
+        rom_loader.url,
+        "--firmware",
+        str(firmware),
+        "--fs",
+        "--json",
+        "--id-scope",
+        "0ne00ABCDEF",
+        "--device-id",
+        "dev-9",
+        "--group-key",
+        "A" * 44,
+        "--trust",
+        "azure",
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["regions"][1] == {"offset": "0x200000", "length": 2 << 20}
     assert "A" * 44 not in out.stdout + out.stderr
     # The same inputs give the same image: rebuild it here and let the loader compare its flash.
-    bundle = build_identity(IdentityRequest("0ne00ABCDEF", "dev-9", sas_from_group_key("A" * 44, "dev-9"),
-                                            azure_roots()))
+    bundle = build_identity(
+        IdentityRequest("0ne00ABCDEF", "dev-9", sas_from_group_key("A" * 44, "dev-9"), azure_roots())
+    )
     files = build_deployment(None)[0] | identity_tree(bundle)
     assert read_image(PROFILE, build_image(PROFILE, 4 << 20, files))["/iotc-data/active"] == b"%s\n" % (
-        bundle.folder.encode())
+        bundle.folder.encode()
+    )
     expected = tmp_path / "expected.img"
     expected.write_bytes(build_image(PROFILE, 4 << 20, files))
     verified = rom_loader.esptool("verify-flash", hex(VFS_OFFSET), str(expected))
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--board", "esp8266"], "--board: unknown board 'esp8266'"),
-    (["--board", "virtual"], "--board: 'virtual' has no ROM loader"),
-    (["--not-esp"], "--firmware: not an ESP firmware image"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--board", "esp8266"], "--board: unknown board 'esp8266'"),
+        (["--board", "virtual"], "--board: 'virtual' has no ROM loader"),
+        (["--not-esp"], "--firmware: not an ESP firmware image"),
+    ],
+)
 def test_bad_input_exits_2_and_leaves_the_flash_untouched(rom_loader, tmp_path, args, message):
     firmware = tmp_path / "fw.bin"
     if "--not-esp" in args:

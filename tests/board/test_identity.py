@@ -27,8 +27,12 @@ ROOT = (b"\x30\x82fake-root",)
 
 
 def sas_request(**changes) -> IdentityRequest:
-    fields = dict(id_scope=ID_SCOPE, device_id="dev-1",
-                  credential=credential_input.sas_from_group_key(GROUP_KEY, "dev-1"), trust=ROOT)
+    fields = dict(
+        id_scope=ID_SCOPE,
+        device_id="dev-1",
+        credential=credential_input.sas_from_group_key(GROUP_KEY, "dev-1"),
+        trust=ROOT,
+    )
     fields.update(changes)
     return IdentityRequest(**fields)
 
@@ -58,23 +62,30 @@ def test_folder_is_named_by_content():
 
 def test_endpoint_and_options_reach_identity_json():
     host, port = parse_dps_host("127.0.0.5:18883")
-    bundle = build_identity(sas_request(dps_host=host, dps_port=port, hub_port=28883,
-                                        options={"telemetry_interval": 2}))
+    bundle = build_identity(
+        sas_request(dps_host=host, dps_port=port, hub_port=28883, options={"telemetry_interval": 2})
+    )
     settings = json.loads(bundle.files["identity.json"])
     assert (settings["dps_host"], settings["dps_port"], settings["hub_port"]) == ("127.0.0.5", 18883, 28883)
     assert settings["options"] == {"telemetry_interval": 2}
-    assert parse_dps_host("global.azure-devices-provisioning.net") == ("global.azure-devices-provisioning.net", None)
+    assert parse_dps_host("global.azure-devices-provisioning.net") == (
+        "global.azure-devices-provisioning.net",
+        None,
+    )
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"id_scope": "scope"}, "--id-scope"),
-    ({"device_id": "bad id"}, "--device-id"),
-    ({"dps_host": "a b"}, "--dps-host"),
-    ({"hub_port": 70000}, "--hub-port"),
-    ({"model_id": "thermostat"}, "--model-id"),
-    ({"trust": ()}, "--trust"),
-    ({"credential": SasCredential("not base64!")}, "--device-key"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"id_scope": "scope"}, "--id-scope"),
+        ({"device_id": "bad id"}, "--device-id"),
+        ({"dps_host": "a b"}, "--dps-host"),
+        ({"hub_port": 70000}, "--hub-port"),
+        ({"model_id": "thermostat"}, "--model-id"),
+        ({"trust": ()}, "--trust"),
+        ({"credential": SasCredential("not base64!")}, "--device-key"),
+    ],
+)
 def test_bad_input_names_the_field(changes, field):
     with pytest.raises(InputError, match=f"^{field}"):
         build_identity(sas_request(**changes))
@@ -90,8 +101,10 @@ def test_identity_tree_makes_the_folder_active():
 
 def test_azure_roots_are_the_two_by_subject_name():
     roots = azure_roots()
-    names = [x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-             for der in roots]
+    names = [
+        x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        for der in roots
+    ]
     assert names == list(AZURE_ROOT_NAMES)
 
 
@@ -135,7 +148,10 @@ def test_x509_with_chain_is_pem(tmp_path):
     chain.write_bytes(pki.cert_to_pem(ca))
     credential = credential_input.x509_from_files(cert, key, chain)
     bundle = build_identity(sas_request(device_id="dev-x", credential=credential))
-    assert [c.subject for c in x509.load_pem_x509_certificates(bundle.files["cert.pem"])] == [leaf.subject, ca.subject]
+    assert [c.subject for c in x509.load_pem_x509_certificates(bundle.files["cert.pem"])] == [
+        leaf.subject,
+        ca.subject,
+    ]
     assert bundle.files["key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
     assert isinstance(credential, X509Credential) and "key=<hidden>" in repr(credential)
 

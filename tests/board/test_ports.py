@@ -41,7 +41,9 @@ def test_scan_probes_each_candidate_and_keeps_failures():
 
     found = ports.scan(lambda: [CP210X, JTAG, MOUSE], probe_boards=True, prober=prober)
     assert [(c.record.device, c.micropython, c.probe_error) for c in found] == [
-        ("/dev/ttyACM0", None, "--port: not MicroPython"), ("/dev/ttyUSB0", "MicroPython v1.24.1", None)]
+        ("/dev/ttyACM0", None, "--port: not MicroPython"),
+        ("/dev/ttyUSB0", "MicroPython v1.24.1", None),
+    ]
 
 
 def test_the_real_lister_runs():

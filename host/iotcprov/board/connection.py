@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import io
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import serial
@@ -117,8 +118,11 @@ class _CountingSerial:
         self._port = port
         self.sent = 0
         self.received = 0
+        self.before_write: Callable[[int, bytes], None] | None = None
 
     def write(self, data: bytes) -> int | None:
+        if self.before_write is not None:
+            self.before_write(self.sent, data)
         self.sent += len(data)
         return self._port.write(data)
 
@@ -151,6 +155,11 @@ class BoardSession:
     def bytes_received(self) -> int:
         return self._wire.received
 
+    def set_before_write(self, hook: Callable[[int, bytes], None] | None) -> None:
+        """Call hook(bytes sent so far, data) before each write: for progress display, and for
+        tests that cut the power at an exact point of a transfer."""
+        self._wire.before_write = hook
+
     def exec(self, code: str) -> str:
         """Run `code` on the board and return what it printed; a board exception is an OperationError
         carrying its last line (board tracebacks never carry the code, so never a secret)."""
@@ -173,6 +182,11 @@ class BoardSession:
             self._transport.exit_raw_repl()
         with contextlib.suppress(Exception):
             self._transport.close()
+
+    def abandon(self) -> None:
+        """Close the port without a word to the board (it is gone, e.g. after a power cut)."""
+        with contextlib.suppress(Exception):
+            self._transport.serial.close()
 
     def __enter__(self) -> "BoardSession":
         return self
