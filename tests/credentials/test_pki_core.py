@@ -25,6 +25,22 @@ def ca():
     return root, root_key, inter, inter_key
 
 
+def forge(issuer, issuer_key, cn, key, ca=False):
+    """Hand-build a certificate pki refuses to make (under a leaf, or a CA below pathlen 0)."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(minutes=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
 def ext(cert, cls):
     return cert.extensions.get_extension_for_class(cls)
 
@@ -180,6 +196,13 @@ def test_key_encodings_round_trip(key_type):
         pki.load_private_key(b"garbage")
 
 
+def test_common_names_longer_than_64_are_refused(ca):
+    _, _, inter, inter_key = ca
+    pki.make_device_cert("d" * 64, pki.generate_key(), inter, inter_key)
+    with pytest.raises(pki.PkiError, match="65 characters.*at most 64"):
+        pki.make_device_cert("d" * 65, pki.generate_key(), inter, inter_key)
+
+
 def test_unknown_key_type():
     with pytest.raises(pki.PkiError, match="rsa2048"):
         pki.generate_key("dsa")
@@ -200,9 +223,11 @@ def test_verify_chain_accepts_the_path_and_refuses_the_rest(ca):
         pki.verify_chain(leaf, [inter], root, at=NOW + dt.timedelta(days=400))
     with pytest.raises(pki.ChainError, match="not valid before"):
         pki.verify_chain(leaf, [inter], root, at=NOW - dt.timedelta(days=1))
-    # pathlen 0: an intermediate may not sign another CA
+    # pathlen 0: an intermediate may not sign another CA (pki refuses to make one; forge it)
     sub_key = pki.generate_key()
-    sub = pki.make_intermediate_ca("Sub", sub_key, inter, inter_key, now=NOW)
+    with pytest.raises(pki.PkiError, match="pathlen 0"):
+        pki.make_intermediate_ca("Sub", sub_key, inter, inter_key, now=NOW)
+    sub = forge(inter, inter_key, "Sub", sub_key, ca=True)
     deep = pki.make_device_cert("dev-2", pki.generate_key(), sub, sub_key, now=NOW)
     with pytest.raises(pki.ChainError, match="pathlen"):
         pki.verify_chain(deep, [sub, inter], root, at=NOW)
@@ -216,17 +241,7 @@ def test_verify_chain_refuses_a_non_ca_issuer(ca):
     _, _, inter, inter_key = ca
     leaf_key = pki.generate_key()
     leaf = pki.make_device_cert("dev-1", leaf_key, inter, inter_key, now=NOW)
-    # hand-build a certificate "issued" by the leaf, which pki refuses to make
-    forged = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "dev-2")]))
-        .issuer_name(leaf.subject)
-        .public_key(pki.generate_key().public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(minutes=1))
-        .not_valid_after(NOW + dt.timedelta(days=1))
-        .sign(leaf_key, hashes.SHA256())
-    )
+    forged = forge(leaf, leaf_key, "dev-2", pki.generate_key())
     with pytest.raises(pki.ChainError, match="not a CA"):
         pki.verify_chain(forged, [leaf], inter, at=NOW)
 
