@@ -254,7 +254,7 @@ def assert_refused(capsys, before: dict[str, bytes], folder: Path, *args: object
     [
         (["--device-id", "bad id!"], "--device-id: character ' ' at position 4"),
         (["--device-id", "x" * 65], "--device-id: 'xxxx"),
-        (["--device-ids", "ids.txt"], "ids.txt line 3: character '_'"),
+        (["--device-ids", "ids.txt"], "--device-ids: line 3: character '_'"),
     ],
 )
 def test_illegal_device_id(pki_dir: Path, capsys, device_args, match):
@@ -353,7 +353,7 @@ def test_encrypted_ca_key_without_passphrase_or_terminal(pki_dir: Path):
 def test_service_errors_are_input_errors(tmp_path: Path):
     with pytest.raises(InputError, match="--key-type: 'dsa'"):
         pki_files.create_root(tmp_path, key_type="dsa")
-    with pytest.raises(InputError, match="listed twice"):
+    with pytest.raises(InputError, match="repeats line 1"):
         (tmp_path / "ids").write_text("a\na\n")
         pki_files.read_device_ids(tmp_path / "ids")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ids"]

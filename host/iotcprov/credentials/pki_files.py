@@ -17,6 +17,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from iotcprov import validation
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
 from iotcprov.outputs import OutputFile, check_outputs, write_outputs
@@ -154,22 +155,8 @@ def load_issuer(ca_cert: Path, ca_key: Path, ca_passphrase: Passphrase) -> Issue
 
 
 def read_device_ids(path: Path) -> list[str]:
-    """Device IDs from a text file: one per line; blank lines and lines starting '#' are skipped."""
-    text = _read(path, "--device-ids").decode("utf-8", errors="replace")
-    ids: list[str] = []
-    seen: set[str] = set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        value = line.strip()
-        if not value or value.startswith("#"):
-            continue
-        validate_device_id(value, f"--device-ids {path} line {number}")
-        if value in seen:
-            raise InputError(f"--device-ids {path} line {number}: {value!r} is listed twice; list each once")
-        seen.add(value)
-        ids.append(value)
-    if not ids:
-        raise InputError(f"--device-ids: {path} lists no device ID; put one ID per line")
-    return ids
+    """Device IDs from a file (one per line, or CSV with a device_id column): the shared rule."""
+    return validation.read_device_ids(path, "--device-ids")
 
 
 def _check_device_ids(device_ids: Sequence[str], field_name: str) -> list[str]:
