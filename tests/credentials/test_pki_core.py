@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from iotcprov.credentials import pki
 
@@ -194,6 +194,18 @@ def test_key_encodings_round_trip(key_type):
         pki.load_private_key(encrypted)
     with pytest.raises(pki.PkiError, match="not a PEM or DER private key"):
         pki.load_private_key(b"garbage")
+    # a passphrase offered for a plain key does no harm
+    assert pki.load_private_key(pki.key_to_der(key), b"unused").public_key() == public
+    # encrypted PKCS#8 in DER, as other tools may write it
+    encrypted_der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse"),
+    )  # fmt: skip
+    assert pki.load_private_key(encrypted_der, b"correct horse").public_key() == public
+    with pytest.raises(pki.PkiError, match="no passphrase"):
+        pki.load_private_key(encrypted_der)
+    with pytest.raises(pki.PkiError, match="wrong passphrase"):
+        pki.load_private_key(encrypted_der, b"battery staple")
 
 
 def test_common_names_longer_than_64_are_refused(ca):

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from iotcprov import cli
 from iotcprov.credentials import pki, pki_files
 from iotcprov.errors import InputError
@@ -233,6 +234,30 @@ def test_python_api_returns_what_it_wrote(tmp_path: Path):
     assert [issued.name for issued in result.issued] == ["a-1", "a-2"]
     assert all(path.exists() for path in result.files) and len(result.files) == 10
     assert pki_files.show(tmp_path / "dev/a-1.der")[0].common_name == "a-1"
+
+
+def test_passphrase_is_asked_only_for_an_encrypted_key(tmp_path: Path):
+    asked: list[str] = []
+
+    def ask() -> bytes:
+        asked.append("asked")
+        return b"der-passphrase"
+
+    key = pki.generate_key()
+    plain, encrypted = tmp_path / "plain.der", tmp_path / "encrypted.der"
+    plain.write_bytes(pki.key_to_der(key))
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"der-passphrase"),
+        )
+    )  # fmt: skip
+    assert pki_files.load_key_file(plain, ask).public_key() == key.public_key() and asked == []
+    assert pki_files.load_key_file(encrypted, ask).public_key() == key.public_key() and asked == ["asked"]
+    with pytest.raises(InputError, match="--ca-key: wrong passphrase"):
+        pki_files.load_key_file(encrypted, b"other")
+    with pytest.raises(InputError, match="is encrypted; set IOTCPROV_CA_PASSPHRASE"):
+        pki_files.load_key_file(encrypted, None)
 
 
 # ---------------------------------------------------------------- bad input: exit 2, nothing written

@@ -464,20 +464,33 @@ def is_encrypted_key(data: bytes) -> bool:
     return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
+class PassphraseNeeded(PkiError):
+    """The private key is encrypted and no passphrase was given."""
+
+
+def _parse_private_key(data: bytes, password: bytes | None) -> object:
+    if b"-----BEGIN" in data:
+        return serialization.load_pem_private_key(data, password=password)
+    return serialization.load_der_private_key(data, password=password)
+
+
 def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey:
-    """An EC or RSA private key from PEM or DER, decrypting with the passphrase when it is encrypted."""
-    pem = b"-----BEGIN" in data
-    if pem and is_encrypted_key(data) and not passphrase:
-        raise PkiError("the private key is encrypted and no passphrase was given")
-    password = passphrase if (pem and is_encrypted_key(data)) else None
+    """An EC or RSA private key from PEM or DER, decrypting with the passphrase when it is encrypted.
+
+    A passphrase given for an unencrypted key is ignored.
+    """
+    password = passphrase or None
     try:
-        if pem:
-            key = serialization.load_pem_private_key(data, password=password)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        raise PkiError("the private key is encrypted and no passphrase was given") from None
-    except (ValueError, UnsupportedAlgorithm):
+        try:
+            key = _parse_private_key(data, password)
+        except TypeError:  # a password for a plain key, or none for an encrypted one
+            if password is None:
+                raise PassphraseNeeded("the private key is encrypted and no passphrase was given") from None
+            password = None
+            key = _parse_private_key(data, None)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        if isinstance(error, PkiError):
+            raise
         if password:
             raise PkiError("wrong passphrase, or the private key is damaged") from None
         raise PkiError("not a PEM or DER private key") from None

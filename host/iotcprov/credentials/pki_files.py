@@ -109,25 +109,26 @@ def load_certificate_file(path: Path, field_name: str = "FILE") -> list[x509.Cer
         raise InputError(f"{field_name}: {path} is not a PEM or DER certificate") from None
 
 
-def key_file_is_encrypted(path: Path, field_name: str = "--ca-key") -> bool:
-    """Whether loading this key file will need a passphrase."""
-    return pki.is_encrypted_key(_read(path, field_name))
-
-
 def load_key_file(path: Path, passphrase: Passphrase, field_name: str = "--ca-key") -> pki.PrivateKey:
+    """A private key file; the passphrase is asked for only when the key turns out to be encrypted."""
     data = _read(path, field_name)
-    secret = _resolve(passphrase) if pki.is_encrypted_key(data) else None
-    if pki.is_encrypted_key(data) and not secret:
-        raise InputError(f"{field_name}: {path} is encrypted; set {PASSPHRASE_ENV} or enter the passphrase")
-    try:
-        return pki.load_private_key(data, secret)
-    except pki.PkiError as error:
-        if secret:
-            raise InputError(
-                f"{field_name}: wrong passphrase for {path} (or the file is damaged); "
-                f"check {PASSPHRASE_ENV} or retype it"
-            ) from None
-        raise InputError(f"{field_name}: {path}: {error}; give the CA's private key file") from None
+    secret: bytes | None = None
+    while True:
+        try:
+            return pki.load_private_key(data, secret)
+        except pki.PassphraseNeeded:
+            secret = _resolve(passphrase)
+            if not secret:
+                raise InputError(
+                    f"{field_name}: {path} is encrypted; set {PASSPHRASE_ENV} or enter the passphrase"
+                ) from None
+        except pki.PkiError as error:
+            if secret:
+                raise InputError(
+                    f"{field_name}: wrong passphrase for {path} (or the file is damaged); "
+                    f"check {PASSPHRASE_ENV} or retype it"
+                ) from None
+            raise InputError(f"{field_name}: {path}: {error}; give the CA's private key file") from None
 
 
 def load_issuer(ca_cert: Path, ca_key: Path, ca_passphrase: Passphrase) -> Issuer:
