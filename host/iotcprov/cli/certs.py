@@ -116,7 +116,12 @@ def _device_ids(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--device-id", action="append", metavar="ID", help="a device ID, the certificate's CN (may repeat)"
     )
-    group.add_argument("--device-ids", type=Path, metavar="FILE", help="a file with one device ID per line")
+    group.add_argument(
+        "--device-ids",
+        type=Path,
+        metavar="FILE",
+        help="a file: one device ID per line, or CSV with a device_id column",
+    )
 
 
 # ---------------------------------------------------------------- passphrases
