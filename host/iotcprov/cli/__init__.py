@@ -15,6 +15,7 @@ from iotcprov.errors import IotcprovError
 # Command-group modules under iotcprov.cli, in the order `--help` lists them.
 COMMAND_MODULES = [
     "demo",
+    "virtual_board",
 ]
 
 
