@@ -87,6 +87,7 @@ class VirtualBoard:
         """Power the board on; returns once MicroPython has started boot.py."""
         if self._supervisor is not None:
             raise OperationError("virtual board: already started")
+        self.options.state_directory.mkdir(parents=True, exist_ok=True)
         sink = self.options.state_directory / "console.log" if self._console_file else None
         self._log = ConsoleLog(sink=sink)
         self._supervisor = Supervisor(self.options, self._log)
@@ -201,9 +202,8 @@ class VirtualBoard:
             capture_output=True, text=True, errors="replace", timeout=timeout, stdin=subprocess.DEVNULL,
         )
         if check and result.returncode != 0:
-            raise OperationError(
-                f"mpremote {' '.join(args)} exited with {result.returncode}: {result.stderr.strip()[-500:]}"
-            )
+            said = (result.stdout + result.stderr).strip()[-1000:]
+            raise OperationError(f"mpremote {' '.join(args)} exited with {result.returncode}: {said}")
         return result
 
     # --- helpers -------------------------------------------------------------------------------

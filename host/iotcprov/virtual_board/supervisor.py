@@ -82,7 +82,11 @@ IN_OPEN = 0x20
 IN_CLOSE = 0x08 | 0x10
 IN_Q_OVERFLOW = 0x4000
 
-OFF, STARTING, HIDING, RUNNING = "off", "starting", "hiding", "running"
+# Client input is forwarded only in RUNNING. STARTING: until the shim runs (before it, Ctrl-C would
+# hit CPython's start-up); SETTLING: from the end of boot.py/main.py until the REPL prompt (in
+# between, the unix port leaves SIGINT at its default and a Ctrl-C would kill it); HIDING: a soft
+# reboot from the raw REPL, until the raw REPL is back.
+OFF, STARTING, SETTLING, HIDING, RUNNING = "off", "starting", "settling", "hiding", "running"
 
 
 class Supervisor:
@@ -113,6 +117,7 @@ class Supervisor:
         self._state = OFF
         self._hide_phase = 0  # in HIDING: 0 boot.py runs, 1 banner being hidden, 2 raw REPL asked for
         self._hidden = b""
+        self._prompt_tail = b""
         self._filter = EventFilter()
         self._raw = False
         self._banner_tail = b""
@@ -162,7 +167,7 @@ class Supervisor:
         with self._changed:
             while self._ready_boot < boot:
                 if self.halted:
-                    raise RuntimeError(f"virtual board halted: {self.halted}")
+                    raise RuntimeError(f"board halted: {self.halted}; last output:\n{self.log.tail()}")
                 if self.stopped.is_set():
                     raise RuntimeError("the virtual board has stopped")
                 remaining = deadline - time.monotonic()
@@ -359,7 +364,7 @@ class Supervisor:
         self._in_pacer.spend(len(data), now)
         if self._state == RUNNING:
             self._to_child += data
-        elif self._state in (STARTING, HIDING):
+        elif self._state in (STARTING, SETTLING, HIDING):
             self._held += data[: max(0, HOLD_LIMIT - len(self._held))]
         # OFF: nothing is there to receive it
 
@@ -423,6 +428,14 @@ class Supervisor:
                 return
 
     def _on_child_text(self, data: bytes) -> None:
+        if self._state == SETTLING:
+            window = self._prompt_tail + data
+            self._prompt_tail = window[-(len(FRIENDLY_PROMPT) - 1) :]
+            if FRIENDLY_PROMPT in window:
+                self._emit(data)
+                self._state = RUNNING
+                self._release_held()
+                return
         if self._state == HIDING and self._hide_phase == 1:
             self._hidden += data
             at = self._hidden.find(FRIENDLY_PROMPT)
@@ -449,9 +462,14 @@ class Supervisor:
             with self._changed:
                 self._ready_boot = self._boot_number
                 self._changed.notify_all()
+        elif name == "failed":
+            self._halt("MicroPython could not start the board; see the output above")
         elif name == "booted":
             if self._state == HIDING:
                 self._hide_phase = 1
+            elif self._state == RUNNING:
+                self._state = SETTLING
+                self._prompt_tail = b""
         elif name == "reset":
             self._power_on(SOFT_RESET)
         elif name == "soft":
@@ -479,7 +497,9 @@ class Supervisor:
         child, was_ready = self._child, self._ready_boot == self._boot_number
         self._close_child()
         code = _reap(child)
-        if code is not None and code < 0:
+        if code == -signal.SIGINT and was_ready:
+            self._soft_reboot()  # a Ctrl-C in a gap where the unix port leaves SIGINT at its default
+        elif code is not None and code < 0:
             self._crashed(f"MicroPython crashed (signal {-code})")
         elif not was_ready:
             self._halt(f"MicroPython exited while starting (exit code {code}); see the output above")

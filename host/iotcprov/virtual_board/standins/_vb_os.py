@@ -40,3 +40,21 @@ def rename(old, new):
         _vboard.host_rename(old, new)
     else:
         _os.rename(old, new)
+
+
+def ilistdir(path=""):
+    # As LittleFS on an ESP32: (name, type, inode, size). The stand-ins' mount point is not part
+    # of the board's filesystem: leave it out of '/'.
+    folder = _absolute(path or _os.getcwd())
+    prefix = folder if folder.endswith("/") else folder + "/"
+    for entry in _os.ilistdir(folder):
+        if folder == "/" and entry[0] == ".vboard":
+            continue
+        if len(entry) == 3:
+            size = _os.stat(prefix + entry[0])[6] if entry[1] == 0x8000 else 0
+            entry = (entry[0], entry[1], entry[2], size)
+        yield entry
+
+
+def listdir(path=""):
+    return [entry[0] for entry in ilistdir(path)]

@@ -77,14 +77,25 @@ def print_exception(e):
             sys.stdout.write(line + "\n")
 
 
+def _announce(name):
+    # A Ctrl-C that lands here, between the user's scripts, interrupts nothing: say it again.
+    while True:
+        try:
+            event(name)
+            return
+        except KeyboardInterrupt:
+            pass
+
+
 def boot(main_globals):
-    event("ready")
+    _announce("ready")  # from here the supervisor passes client input (and so Ctrl-C) through
     try:
         if _run("boot.py", main_globals) and config["main"]:
             _run("main.py", main_globals)
-    finally:
         gc.collect()
-        event("booted")
+    except KeyboardInterrupt:
+        pass
+    _announce("booted")  # the supervisor holds input again until the REPL prompt
 
 
 # --- host files ------------------------------------------------------------------------------

@@ -29,5 +29,14 @@ def _vboard_boot(main_globals):
     _vboard.boot(main_globals)
 
 
-_vboard_boot(globals())
+try:
+    _vboard_boot(globals())
+except KeyboardInterrupt:
+    pass  # a Ctrl-C after boot.py and main.py: nothing to interrupt
+except BaseException as _error:  # noqa: B036 - whatever else stops the boot, the supervisor must hear of it
+    import sys
+
+    sys.print_exception(_error)
+    sys.stdout.write("\x1b_vb:failed\x1b\\")
+    del sys
 del _vboard_boot
