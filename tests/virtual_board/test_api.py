@@ -8,8 +8,11 @@ import sys
 import textwrap
 
 import pytest
+import serial
 from iotcprov.errors import InputError, OperationError
 from iotcprov.virtual_board import VirtualBoard
+
+from .processes import children_of
 
 
 def test_several_boards_run_at_once(make_board, tmp_path):
@@ -56,6 +59,21 @@ def test_reset_from_the_api_is_a_power_on_boot(make_board, board_dir):
     board.wait_for_output("booted", since=mark)
 
 
+def test_ctrl_c_right_after_boot_never_kills_the_board(make_board, board_dir):
+    # A client that connects at once and interrupts: the unix port must not die of the SIGINT.
+    (board_dir / "main.py").write_text("print('main done')\n")
+    board = make_board()
+    with serial.Serial(board.port, 115200, timeout=10) as port:
+        for _ in range(15):
+            board.reset()  # returns as the board starts boot.py: interrupt at once
+            port.write(b"\x03")
+            port.write(b"\r\x03\r\x01")
+            assert port.read_until(b"raw REPL; CTRL-B to exit\r\n>").endswith(b">")
+            port.write(b"\r\x02")
+            port.read_until(b">>> ")
+    assert "crashed" not in board.output() and board.halted is None
+
+
 def test_wait_for_output_times_out_with_the_tail_of_the_log(board):
     with pytest.raises(TimeoutError, match=r"(?s)'never printed'.*POWERON_RESET"):
         board.wait_for_output("never printed", timeout=0.2)
@@ -100,7 +118,7 @@ def test_killing_the_owner_leaves_no_micropython_behind(tmp_path):
     )
     try:
         assert owner.stdout.readline().strip() == "started"
-        children = _children_of(owner.pid)
+        children = children_of(owner.pid)
         assert children, "the board's MicroPython process should be a child of its owner"
         watches = [os.pidfd_open(pid) for pid in children]
         owner.send_signal(signal.SIGKILL)
@@ -112,16 +130,3 @@ def test_killing_the_owner_leaves_no_micropython_behind(tmp_path):
         owner.kill()
         owner.wait()
 
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry))
-    return found

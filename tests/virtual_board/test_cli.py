@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from .processes import children_of
+
 IOTCPROV = [sys.executable, "-m", "iotcprov"]
 
 
@@ -31,7 +33,7 @@ def test_first_line_is_the_port_and_a_signal_stops_cleanly(tmp_path, stop_signal
             capture_output=True, text=True, timeout=60,
         )
         assert answer.stdout.startswith("print('cli board up')")
-        children = [os.pidfd_open(pid) for pid in _children_of(cli.pid)]
+        children = [os.pidfd_open(pid) for pid in children_of(cli.pid)]
         assert children
         cli.send_signal(stop_signal)
         assert cli.wait(timeout=20) == 0
@@ -78,8 +80,3 @@ def test_interim_demo_answers_through_mpremote():
     assert "sys.implementation: (name='micropython'" in result.stdout
     assert "machine.unique_id(): " in result.stdout
 
-
-def _children_of(pid: int) -> list[int]:
-    from tests.virtual_board.test_api import _children_of as children
-
-    return children(pid)

@@ -7,7 +7,7 @@ acts out the error cases (refused CONNACK, peer close, close before CONNACK).
 
 import pytest
 
-from tests.virtual_board.tls_peers import AmqttBroker, ScriptedPeer, make_pki
+from .tls_peers import AmqttBroker, ScriptedPeer, make_pki
 
 PRELUDE = """
 import select, time, tls
