@@ -110,7 +110,7 @@ def test_killing_the_owner_leaves_no_micropython_behind(tmp_path):
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
             from iotcprov.virtual_board import VirtualBoard
-            board = VirtualBoard(state_directory={str(tmp_path / 'state')!r}).start()
+            board = VirtualBoard({str(tmp_path)!r}, state_directory={str(tmp_path / 'state')!r}).start()
             print('started', flush=True)
             time.sleep(600)
         """)],
