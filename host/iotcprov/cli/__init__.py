@@ -18,7 +18,9 @@ from iotcprov.errors import IotcprovError
 COMMAND_MODULES = [
     "demo",
     "keys",
+    "certs",
     "emulator",
+    "virtual_board",
     "board",
 ]
 
