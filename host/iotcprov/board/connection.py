@@ -268,6 +268,24 @@ def _chunk_calls(path: str, data: bytes) -> list[str]:
     return calls
 
 
+_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot")
+
+
+def _enter_raw_repl(transport: SerialTransport, soft_reset: bool, timeout: float) -> None:
+    """mpremote's enter_raw_repl, tried a second time when what came back was MicroPython talking
+    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know)."""
+    for attempt in (1, 2):
+        heard = io.StringIO()  # enter_raw_repl prints what it received when it fails
+        try:
+            with contextlib.redirect_stdout(heard):
+                transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout)
+            return
+        except TransportError:
+            said = heard.getvalue()
+            if attempt == 2 or not any(mark in said for mark in _MICROPYTHON_SAYS):
+                raise
+
+
 def open_board(
     port: str, *, soft_reset: bool = True, connect_timeout: float = CONNECT_TIMEOUT
 ) -> BoardSession:
@@ -281,9 +299,7 @@ def open_board(
             "check the cable, or list boards with `iotcprov ports`"
         ) from None
     try:
-        # enter_raw_repl prints what it received when it fails; keep that off the user's terminal.
-        with contextlib.redirect_stdout(io.StringIO()):
-            transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=connect_timeout)
+        _enter_raw_repl(transport, soft_reset, connect_timeout)
     except (TransportError, serial.SerialException, OSError) as error:
         with contextlib.suppress(Exception):
             transport.close()
