@@ -55,9 +55,8 @@ def board_runs(firmware: Path) -> None:
     print(
         f"baseline mpremote fs cp -r *.py:  {baseline:6.2f} s  (sends Python bytes literals, 256-byte chunks)"
     )
-    print(
-        f"identity + firmware:              {total:6.2f} s  (goal < {GOAL_S:.0f} s: {'met' if total < GOAL_S else 'MISSED'})"
-    )
+    verdict = "met" if total < GOAL_S else "MISSED"
+    print(f"identity + firmware:              {total:6.2f} s  (goal < {GOAL_S:.0f} s: {verdict})")
 
 
 def flash_run() -> None:
