@@ -48,3 +48,13 @@ def test_scan_probes_each_candidate_and_keeps_failures():
 
 def test_the_real_lister_runs():
     assert all(isinstance(r, PortRecord) for r in ports.list_serial_ports())
+
+
+def test_cli_ports_json_lists_candidates():
+    import json
+
+    from tests.board.conftest import run_cli
+
+    out = run_cli("ports", "--json")
+    assert out.returncode == 0, out.stderr
+    assert all(entry["bridge"] for entry in json.loads(out.stdout))
