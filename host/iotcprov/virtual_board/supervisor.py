@@ -56,6 +56,7 @@ RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
 FRIENDLY_BANNER = b'Type "help()" for more information.'
 FRIENDLY_PROMPT = b">>> "
 CTRL_A = b"\x01"
+CTRL_C = b"\x03"
 BANNER_TAIL = max(len(RAW_BANNER), len(FRIENDLY_BANNER)) - 1
 
 # Runs in the child before MicroPython: die with the supervisor, take the pty as controlling
@@ -83,9 +84,10 @@ IN_CLOSE = 0x08 | 0x10
 IN_Q_OVERFLOW = 0x4000
 
 # Client input is forwarded only in RUNNING. STARTING: until the shim runs (before it, Ctrl-C would
-# hit CPython's start-up); SETTLING: from the end of boot.py/main.py until the REPL prompt (in
-# between, the unix port leaves SIGINT at its default and a Ctrl-C would kill it); HIDING: a soft
-# reboot from the raw REPL, until the raw REPL is back.
+# hit CPython's start-up); SETTLING: from the end of boot.py/main.py until the REPL prompt (the
+# unix port leaves SIGINT at its default there; _interrupt_child already passes Ctrl-C on as a byte
+# then, and holding input closes the last gap); HIDING: a soft reboot from the raw REPL, until the
+# raw REPL is back.
 OFF, STARTING, SETTLING, HIDING, RUNNING = "off", "starting", "settling", "hiding", "running"
 
 
@@ -485,13 +487,31 @@ class Supervisor:
         self._held.clear()
 
     def _write_child(self) -> None:
+        chunk = bytes(self._to_child[:4096])
+        at = chunk.find(CTRL_C)
+        if at == 0 and self._interrupt_child():
+            del self._to_child[:1]
+            return
+        if at >= 0:
+            chunk = chunk[: max(at, 1)]  # bytes before a Ctrl-C reach the board before it acts
         try:
-            written = os.write(self._child_fd, self._to_child[:4096])
+            written = os.write(self._child_fd, chunk)
         except BlockingIOError:
             return
         except OSError:
             return  # the child is going; its hang-up is handled on read
         del self._to_child[:written]
+
+    def _interrupt_child(self) -> bool:
+        """Ctrl-C while MicroPython runs code: SIGINT, as a board's UART interrupt raises
+        KeyboardInterrupt. Anywhere else (its prompt, between scripts) the byte is passed on for
+        the REPL to read, as on a board; a SIGINT there would kill the unix port (SIG_DFL)."""
+        child = self._child
+        if child is None or not _catches_sigint(child.pid):
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.pid, signal.SIGINT)
+        return True
 
     def _child_exited(self) -> None:
         child, was_ready = self._child, self._ready_boot == self._boot_number
@@ -614,12 +634,21 @@ def _reap(child: subprocess.Popen | None) -> int | None:
 
 
 def _set_child_tty(fd: int) -> None:
-    # Raw (no \n -> \r\n translation: it breaks mpremote's matching) but with ISIG, so a Ctrl-C byte
-    # raises SIGINT in MicroPython while it runs code. At its prompt the REPL sets its own raw mode.
+    # Raw: no \n -> \r\n translation (it breaks mpremote's matching) and no ISIG. The supervisor
+    # turns Ctrl-C into SIGINT itself, only while MicroPython has its handler installed.
     tty.setraw(fd)
-    attributes = termios.tcgetattr(fd)
-    attributes[3] |= termios.ISIG
-    termios.tcsetattr(fd, termios.TCSANOW, attributes)
+
+
+def _catches_sigint(pid: int) -> bool:
+    """True while `pid` has a SIGINT handler: the unix port installs one only while it runs code."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def _watch_opens(path: str) -> int | None:
