@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "certs",
     "emulator",
     "virtual_board",
+    "board",
 ]
 
 

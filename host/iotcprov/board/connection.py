@@ -1,0 +1,321 @@
+"""An open raw-REPL session on a MicroPython board, over mpremote's SerialTransport.
+
+The session installs a few small helper functions on the board (ONBOARD_HELPERS) so that a file
+travels as one or a few exec calls of base64 text (zlib-compressed when the board has `deflate`)
+and is verified by a SHA-256 computed on the board. It counts the bytes on the wire both ways.
+"""
+
+import ast
+import base64
+import contextlib
+import hashlib
+import io
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import serial
+from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport_serial import SerialTransport
+
+from iotcprov.errors import InputError, OperationError
+
+# Base64 characters per exec: small enough for an ESP32 heap, large enough that the per-call
+# round trip is a small part of the time.
+CHUNK_B64 = 4096
+# A small zlib window: the board's DeflateIO allocates 2**wbits bytes to inflate.
+ZLIB_WBITS = 12
+CONNECT_TIMEOUT = 6.0
+READ_TIMEOUT = 5.0
+
+# Runs on the board (stock MicroPython >= 1.23; deflate is optional). Names start with _i so they
+# do not collide with anything a user might have in the REPL globals.
+ONBOARD_HELPERS = """\
+import os,binascii,hashlib
+try:
+ import deflate
+except ImportError:
+ deflate=None
+def _ip(p):
+ q=''
+ for s in p.split('/'):
+  if s:
+   q+='/'+s
+   try:os.mkdir(q)
+   except OSError:pass
+def _iw(p,d,m):
+ with open(p,m) as f:f.write(binascii.a2b_base64(d))
+def _ih(p):
+ h=hashlib.sha256();b=bytearray(512);v=memoryview(b)
+ try:f=open(p,'rb')
+ except OSError:return None
+ with f:
+  while 1:
+   n=f.readinto(b)
+   if not n:break
+   h.update(v[:n])
+ return binascii.hexlify(h.digest()).decode()
+def _iz(s,p):
+ b=bytearray(512)
+ with open(s,'rb') as i:
+  with open(p,'wb') as o:
+   z=deflate.DeflateIO(i,deflate.ZLIB)
+   while 1:
+    n=z.readinto(b)
+    if not n:break
+    o.write(b if n==512 else b[:n])
+ os.remove(s)
+ return _ih(p)
+def _irm(p):
+ try:m=os.stat(p)[0]
+ except OSError:return
+ if m&0x4000:
+  for e in list(os.ilistdir(p)):_irm(p+'/'+e[0])
+  os.rmdir(p)
+ else:os.remove(p)
+def _ird(p):
+ try:
+  with open(p) as f:return f.read()
+ except OSError:return None
+def _ils(p):
+ try:return [(e[0],e[1]&0x4000!=0) for e in os.ilistdir(p)]
+ except OSError:return None
+"""
+
+BOARD_FACTS = """\
+import sys
+try:
+ import machine;u=binascii.hexlify(machine.unique_id()).decode()
+except Exception:
+ u=None
+print(repr((sys.implementation.version[:3],sys.version,getattr(sys.implementation,'_mpy',None),
+ sys.platform,deflate is not None,u,getattr(sys.implementation,'_machine',''))))
+"""
+
+
+@dataclass(frozen=True)
+class BoardFacts:
+    version: tuple[int, int, int]
+    version_text: str
+    mpy: int | None  # sys.implementation._mpy: bytecode version | sub-version << 8 | arch << 10
+    platform: str
+    has_deflate: bool
+    unique_id: str | None
+    machine: str
+
+    @property
+    def mpy_version(self) -> tuple[int, int] | None:
+        """(bytecode version, sub-version) that .mpy files must match, or None if unknown."""
+        if self.mpy is None:
+            return None
+        return self.mpy & 0xFF, (self.mpy >> 8) & 3
+
+
+class _CountingSerial:
+    """Wraps the pyserial object to count the bytes that cross the wire."""
+
+    def __init__(self, port: serial.SerialBase) -> None:
+        self._port = port
+        self.sent = 0
+        self.received = 0
+        self.before_write: Callable[[int, bytes], None] | None = None
+
+    def write(self, data: bytes) -> int | None:
+        if self.before_write is not None:
+            self.before_write(self.sent, data)
+        self.sent += len(data)
+        return self._port.write(data)
+
+    def read(self, size: int = 1) -> bytes:
+        data = self._port.read(size)
+        self.received += len(data)
+        return data
+
+    def __getattr__(self, name: str):
+        return getattr(self._port, name)
+
+
+class BoardSession:
+    """A raw-REPL session on the board at `port`. Use `open_board(port)`."""
+
+    def __init__(self, transport: SerialTransport, port: str) -> None:
+        self.port = port
+        self._transport = transport
+        self._wire = _CountingSerial(transport.serial)
+        transport.serial = self._wire
+        self._facts: BoardFacts | None = None
+
+    # --- wire ------------------------------------------------------------------------------------
+
+    @property
+    def bytes_sent(self) -> int:
+        return self._wire.sent
+
+    @property
+    def bytes_received(self) -> int:
+        return self._wire.received
+
+    def set_before_write(self, hook: Callable[[int, bytes], None] | None) -> None:
+        """Call hook(bytes sent so far, data) before each write: for progress display, and for
+        tests that cut the power at an exact point of a transfer."""
+        self._wire.before_write = hook
+
+    def exec(self, code: str) -> str:
+        """Run `code` on the board and return what it printed; a board exception is an OperationError
+        carrying its last line (board tracebacks never carry the code, so never a secret)."""
+        try:
+            out = self._transport.exec(code)
+        except TransportExecError as error:
+            last = (error.error_output.strip().splitlines() or ["error"])[-1]
+            raise OperationError(f"--port {self.port}: the board reported {last}") from None
+        except (TransportError, serial.SerialException, OSError) as error:
+            raise OperationError(
+                f"--port {self.port}: the board stopped answering ({error}); check the connection and retry"
+            ) from None
+        return out.decode("utf-8", "replace")
+
+    def eval(self, expression: str):
+        return ast.literal_eval(self.exec(f"print(repr({expression}))").strip())
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._transport.exit_raw_repl()
+        with contextlib.suppress(Exception):
+            self._transport.close()
+
+    def abandon(self) -> None:
+        """Close the port without a word to the board (it is gone, e.g. after a power cut)."""
+        with contextlib.suppress(Exception):
+            self._transport.serial.close()
+
+    def __enter__(self) -> "BoardSession":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # --- board facts -----------------------------------------------------------------------------
+
+    def facts(self) -> BoardFacts:
+        if self._facts is None:
+            version, text, mpy, platform, has_deflate, unique_id, machine = self.eval_output(BOARD_FACTS)
+            self._facts = BoardFacts(tuple(version), text, mpy, platform, has_deflate, unique_id, machine)
+        return self._facts
+
+    def eval_output(self, code: str):
+        """Run `code`, which prints one repr(), and return the value."""
+        return ast.literal_eval(self.exec(code).strip())
+
+    # --- files -----------------------------------------------------------------------------------
+
+    def makedirs(self, path: str) -> None:
+        self.exec(f"_ip({path!r})")
+
+    def remove_tree(self, path: str) -> None:
+        self.exec(f"_irm({path!r})")
+
+    def rename(self, source: str, target: str) -> None:
+        self.exec(f"os.rename({source!r},{target!r})")
+
+    def read_text(self, path: str) -> str | None:
+        """A small text file's contents, or None if absent. Never used on a secret file."""
+        return self.eval(f"_ird({path!r})")
+
+    def list_dir(self, path: str) -> list[tuple[str, bool]] | None:
+        """[(name, is_dir)] of a folder, or None if it does not exist."""
+        found = self.eval(f"_ils({path!r})")
+        return None if found is None else [(name, bool(is_dir)) for name, is_dir in found]
+
+    def hash_files(self, paths: list[str]) -> dict[str, str | None]:
+        """SHA-256 (hex) of each file computed on the board; None for a missing file."""
+        if not paths:
+            return {}
+        digests = self.eval(f"[_ih(p) for p in {paths!r}]")
+        return dict(zip(paths, digests, strict=True))
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write `data` to `path`, compressed on the wire when that is shorter, and check the
+        SHA-256 the board computes of what it wrote."""
+        expected = hashlib.sha256(data).hexdigest()
+        packed = _compress(data) if self.facts().has_deflate else None
+        if packed is not None and len(packed) < len(data):
+            staging = path + ".z"
+            calls = _chunk_calls(staging, packed)
+            calls[-1] += f"\nprint(repr(_iz({staging!r},{path!r})))"
+        else:
+            calls = _chunk_calls(path, data)
+            calls[-1] += f"\nprint(repr(_ih({path!r})))"
+        for call in calls[:-1]:
+            self.exec(call)
+        written = ast.literal_eval(self.exec(calls[-1]).strip())
+        if written != expected:
+            raise OperationError(
+                f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
+            )
+
+
+def _compress(data: bytes) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
+    return packer.compress(data) + packer.flush()
+
+
+def _chunk_calls(path: str, data: bytes) -> list[str]:
+    text = base64.b64encode(data).decode("ascii")
+    calls = []
+    for start in range(0, max(len(text), 1), CHUNK_B64):
+        mode = "wb" if start == 0 else "ab"
+        calls.append(f"_iw({path!r},{text[start : start + CHUNK_B64]!r},{mode!r})")
+    return calls
+
+
+_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot")
+
+
+def _enter_raw_repl(transport: SerialTransport, soft_reset: bool, timeout: float) -> None:
+    """mpremote's enter_raw_repl, tried a second time when what came back was MicroPython talking
+    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know)."""
+    for attempt in (1, 2):
+        heard = io.StringIO()  # enter_raw_repl prints what it received when it fails
+        try:
+            with contextlib.redirect_stdout(heard):
+                transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout)
+            return
+        except TransportError:
+            said = heard.getvalue()
+            if attempt == 2 or not any(mark in said for mark in _MICROPYTHON_SAYS):
+                raise
+
+
+def open_board(
+    port: str, *, soft_reset: bool = True, connect_timeout: float = CONNECT_TIMEOUT
+) -> BoardSession:
+    """Open `port`, enter the raw REPL (soft-resetting the board so a running program stops) and
+    install the helper functions. Unreachable or non-MicroPython ports are InputErrors."""
+    try:
+        transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
+    except (TransportError, serial.SerialException, OSError, ValueError) as error:
+        raise InputError(
+            f"--port: cannot open {port!r} ({_short(error)}); "
+            "check the cable, or list boards with `iotcprov ports`"
+        ) from None
+    try:
+        _enter_raw_repl(transport, soft_reset, connect_timeout)
+    except (TransportError, serial.SerialException, OSError) as error:
+        with contextlib.suppress(Exception):
+            transport.close()
+        raise InputError(
+            f"--port: {port!r} does not answer as a MicroPython board ({_short(error)}); "
+            "flash MicroPython first (iotcprov flash) or pick another port"
+        ) from None
+    session = BoardSession(transport, port)
+    try:
+        session.exec(ONBOARD_HELPERS)
+    except BaseException:
+        session.close()
+        raise
+    return session
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:120]

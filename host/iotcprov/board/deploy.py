@@ -1,0 +1,151 @@
+"""Copy the firmware package onto a board, skipping what is already there.
+
+Files go to /lib/iotc as .mpy when `mpy-cross` can emit the board's bytecode version, else as
+.py. A file whose SHA-256 (computed on the board) already matches is not sent again; files in
+/lib/iotc that are no longer part of the firmware are removed (a stale .py would shadow its .mpy).
+`deployed.json` beside them records the version and format for `iotcprov info`.
+"""
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from iotcprov import resources
+from iotcprov.board.bytecode import compile_sources, compiler_for
+from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.layout import FIRMWARE_DIR, MAIN
+from iotcprov.errors import OperationError
+
+DEPLOYED = FIRMWARE_DIR + "/deployed.json"
+PACKAGE = "iotc"
+_VERSION = re.compile(rb"""^VERSION\s*=\s*["']([^"']+)["']""", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    version: str | None
+    bytecode: str  # "mpy 6.3" or "py"
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def firmware_sources(firmware: Path | None = None) -> dict[str, bytes]:
+    """{'iotc/app.py': source, ...} of the firmware package, subpackages included."""
+    root = Path(firmware) if firmware else resources.firmware_dir()
+    package = root / PACKAGE
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(package.rglob("*.py"))
+        if "__pycache__" not in path.parts
+    }
+
+
+def firmware_version(sources: dict[str, bytes]) -> str | None:
+    match = _VERSION.search(sources.get(f"{PACKAGE}/__init__.py", b""))
+    return match[1].decode("ascii") if match else None
+
+
+def build_deployment(
+    mpy_version: tuple[int, int] | None,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
+) -> tuple[dict[str, bytes], str, str | None]:
+    """({board path: bytes}, bytecode label, version) for a board of `mpy_version`."""
+    sources = firmware_sources(firmware)
+    version = firmware_version(sources)
+    compiler = compiler_for(mpy_version) if compile else None
+    if compiler:
+        package_files = compile_sources(compiler, sources)
+        label = f"mpy {mpy_version[0]}.{mpy_version[1]}"  # type: ignore[index]
+    else:
+        package_files, label = sources, "py"
+    files = {f"/lib/{name}": data for name, data in package_files.items()}
+    files[DEPLOYED] = (json.dumps({"version": version, "bytecode": label}, sort_keys=True) + "\n").encode()
+    if main:
+        root = Path(firmware) if firmware else resources.firmware_dir()
+        try:
+            files[MAIN] = (root / "main.py").read_bytes()
+        except OSError:
+            raise OperationError(f"--main: no example main.py in {root}; reinstall iotcprov") from None
+    return files, label, version
+
+
+def _board_files(session: BoardSession, folder: str) -> list[str]:
+    """Every file under `folder` on the board (recursively)."""
+    found, pending = [], [folder]
+    while pending:
+        current = pending.pop()
+        for name, is_dir in session.list_dir(current) or []:
+            (pending if is_dir else found).append(f"{current}/{name}")
+    return found
+
+
+def deploy_session(
+    session: BoardSession,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
+) -> DeployResult:
+    started = time.monotonic()
+    sent, received = session.bytes_sent, session.bytes_received
+    files, label, version = build_deployment(
+        session.facts().mpy_version, main=main, firmware=firmware, compile=compile
+    )
+    on_board = session.hash_files(sorted(files))
+    written, skipped = [], []
+    for path in sorted(files):
+        if on_board[path] == hashlib.sha256(files[path]).hexdigest():
+            skipped.append(path)
+            continue
+        session.makedirs(path.rsplit("/", 1)[0])
+        session.write_file(path, files[path])
+        written.append(path)
+    removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
+    for path in removed:
+        session.remove_tree(path)
+    return DeployResult(
+        version=version,
+        bytecode=label,
+        written=written,
+        skipped=skipped,
+        removed=removed,
+        bytes_sent=session.bytes_sent - sent,
+        bytes_received=session.bytes_received - received,
+        seconds=time.monotonic() - started,
+    )
+
+
+def deploy(
+    port: str,
+    *,
+    main: bool = False,
+    firmware: Path | None = None,
+    compile: bool = True,
+    connect: Callable[[str], BoardSession] = open_board,
+) -> DeployResult:
+    """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
+    started = time.monotonic()
+    with connect(port) as session:
+        result = deploy_session(session, main=main, firmware=firmware, compile=compile)
+        return DeployResult(
+            **{
+                **result.as_dict(),
+                "bytes_sent": session.bytes_sent,
+                "bytes_received": session.bytes_received,
+                "seconds": time.monotonic() - started,
+            }
+        )

@@ -1,0 +1,129 @@
+"""Flashing MicroPython with esptool (used as a library: one connection for the whole job).
+
+With a filesystem (`fs_files`), a LittleFS image holding those files is sized from the flash size
+the chip reports and written at the profile's vfs offset in the same esptool run as the firmware.
+Everything is checked before the first write: the board profile, the image, the chip.
+"""
+
+import contextlib
+import io
+import time
+from dataclasses import dataclass
+
+from iotcprov import resources
+from iotcprov.board.esp_image import check_firmware_image
+from iotcprov.board.fsimage import build_image, parse_offset
+from iotcprov.errors import InputError, OperationError
+
+ROM_BAUD = 115200
+_SIZE_UNITS = {"KB": 1024, "MB": 1024 * 1024}
+
+
+@dataclass(frozen=True)
+class FlashResult:
+    chip: str
+    flash_size: int
+    regions: list[tuple[int, int]]  # (offset, length) written
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return {
+            "chip": self.chip,
+            "flash_size": self.flash_size,
+            "seconds": self.seconds,
+            "regions": [{"offset": hex(o), "length": n} for o, n in self.regions],
+        }
+
+
+def parse_flash_size(text: str) -> int:
+    """'4MB' -> 4194304."""
+    text = text.strip().upper()
+    for unit, factor in _SIZE_UNITS.items():
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * factor
+    raise InputError(f"--flash-size: {text!r} is not a size such as 4MB")
+
+
+def flashable_profile(board: str) -> dict:
+    profile = resources.load_board_profile(board)
+    if not profile.get("esptool_chip"):
+        raise InputError(
+            f"--board: {board!r} has no ROM loader to flash; choose one of esp32, esp32s3, esp32c3"
+        )
+    return profile
+
+
+@contextlib.contextmanager
+def _quiet_esptool():
+    from esptool.logger import log
+
+    log.set_verbosity("silent")
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            yield
+        finally:
+            log.set_verbosity("auto")
+
+
+def _connect(port: str, chip: str):
+    from esptool.cmds import detect_chip
+    from esptool.util import FatalError
+
+    try:
+        return detect_chip(port, ROM_BAUD, connect_mode="default-reset", connect_attempts=2)
+    except (FatalError, OSError, ValueError) as error:
+        raise InputError(
+            f"--port: no ESP ROM loader answers on {port!r} ({str(error).splitlines()[0][:100]}); "
+            "hold BOOT while pressing RESET, or check the port"
+        ) from None
+
+
+def flash(
+    port: str,
+    firmware: bytes,
+    board: str = "esp32",
+    *,
+    erase: bool = False,
+    fs_files: dict[str, bytes] | None = None,
+    flash_size: int | None = None,
+) -> FlashResult:
+    """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image at
+    the vfs offset, in one esptool session. Returns what was written."""
+    from esptool.cmds import attach_flash, detect_flash_size, erase_flash, reset_chip, run_stub, write_flash
+    from esptool.util import FatalError
+
+    profile = flashable_profile(board)
+    chip = profile["esptool_chip"]
+    check_firmware_image(firmware, chip)
+    started = time.monotonic()
+    with _quiet_esptool():
+        esp = _connect(port, chip)
+        try:
+            if esp.CHIP_NAME.lower().replace("-", "") != chip:
+                raise InputError(
+                    f"--board: the chip on {port!r} is an {esp.CHIP_NAME}, not {chip}; give the right --board"
+                )
+            esp = run_stub(esp)
+            attach_flash(esp)
+            if flash_size is None:
+                detected = detect_flash_size(esp)
+                flash_size = parse_flash_size(detected) if detected else profile["default_flash_size"]
+            regions = [(parse_offset(profile["firmware_offset"]), firmware)]
+            if fs_files is not None:
+                regions.append(
+                    (parse_offset(profile["vfs_offset"]), build_image(profile, flash_size, fs_files))
+                )
+            if erase:
+                erase_flash(esp)
+            write_flash(esp, regions, flash_size="keep")
+            reset_chip(esp, "hard-reset")
+        except FatalError as error:
+            raise OperationError(
+                f"--port {port}: flashing failed: {str(error).splitlines()[0][:160]}"
+            ) from None
+        finally:
+            with contextlib.suppress(Exception):
+                esp._port.close()
+    return FlashResult(
+        chip, flash_size, [(offset, len(data)) for offset, data in regions], time.monotonic() - started
+    )

@@ -1,0 +1,189 @@
+"""The identity a board receives, built as plain data: {file name: bytes} plus identity.json.
+
+Pure: no board, no file system. `provision` writes what `build_identity` returns into a new
+identity folder (docs/design.md, on-board file layout).
+"""
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from iotcprov.board.layout import IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX
+from iotcprov.errors import InputError
+from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
+
+GLOBAL_DPS_HOST = "global.azure-devices-provisioning.net"
+MQTT_TLS_PORT = 8883
+
+
+@dataclass(frozen=True)
+class SasCredential:
+    """A per-device symmetric key (base64 text), already derived when it came from a group key."""
+
+    device_key: str
+
+    def __repr__(self) -> str:  # keep the key out of tracebacks and logs
+        return "SasCredential(device_key=<hidden>)"
+
+
+@dataclass(frozen=True)
+class X509Credential:
+    """Leaf certificate (DER) with its chain (DER, leaf's issuer first) and private key (PKCS#8 DER).
+
+    as_pem: store cert.pem (leaf + chain) and key.pem instead of DER, so the board sends the chain.
+    """
+
+    cert_der: bytes
+    key_der: bytes
+    chain_der: tuple[bytes, ...] = ()
+    as_pem: bool = False
+
+    def __repr__(self) -> str:
+        return f"X509Credential(cert={len(self.cert_der)} bytes, key=<hidden>, chain={len(self.chain_der)})"
+
+
+@dataclass(frozen=True)
+class IdentityRequest:
+    id_scope: str
+    device_id: str
+    credential: SasCredential | X509Credential
+    trust: tuple[bytes, ...]  # DER root certificates
+    dps_host: str = GLOBAL_DPS_HOST
+    dps_port: int = MQTT_TLS_PORT
+    hub_port: int = MQTT_TLS_PORT
+    model_id: str | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class IdentityBundle:
+    folder: str  # id-XXXXXXXX, named by the contents, so the same identity gets the same folder
+    files: dict[str, bytes]  # every file of the folder, identity.json included
+    settings: dict  # identity.json as data
+    device_id: str
+    id_scope: str
+    auth: str
+    fingerprint: str
+
+    def __repr__(self) -> str:
+        files = sorted(self.files)
+        return f"IdentityBundle(folder={self.folder!r}, device_id={self.device_id!r}, files={files})"
+
+
+def sas_fingerprint(device_key: str) -> str:
+    """`sha256:` + the first 16 hex digits of SHA-256 of the decoded key (never the key)."""
+    return "sha256:" + hashlib.sha256(base64.b64decode(device_key)).hexdigest()[:16]
+
+
+def x509_fingerprint(cert_der: bytes) -> str:
+    """The certificate's SHA-256 thumbprint, upper-case hex."""
+    return hashlib.sha256(cert_der).hexdigest().upper()
+
+
+def _pem(kind: str, der: bytes) -> bytes:
+    body = base64.encodebytes(der).decode("ascii").replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    body = "\n".join(lines)
+    return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n".encode("ascii")
+
+
+def _check_endpoint(request: IdentityRequest) -> None:
+    host = request.dps_host
+    if not host or any(c in host for c in " /:") or not host.isascii():
+        raise InputError(f"--dps-host: {host!r} is not a host name; give e.g. {GLOBAL_DPS_HOST} or HOST:PORT")
+    for name, port in (("--dps-host port", request.dps_port), ("--hub-port", request.hub_port)):
+        if not 1 <= port <= 65535:
+            raise InputError(f"{name}: {port} is not a TCP port (1-65535)")
+    if request.model_id is not None and not request.model_id.startswith("dtmi:"):
+        raise InputError(
+            f"--model-id: {request.model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1"
+        )
+    if not request.trust:
+        raise InputError("--trust: no root certificate; use --trust azure or a CA certificate file")
+
+
+def build_identity(request: IdentityRequest) -> IdentityBundle:
+    """The files of one identity folder and its identity.json. Raises InputError on bad input."""
+    validate_id_scope(request.id_scope)
+    validate_device_id(request.device_id)
+    _check_endpoint(request)
+    files: dict[str, bytes] = {}
+    credential = request.credential
+    if isinstance(credential, SasCredential):
+        validate_key(credential.device_key, field="--device-key")
+        auth, fingerprint = "sas", sas_fingerprint(credential.device_key)
+        files["device.key"] = credential.device_key.encode("ascii")
+        names = {"key": "device.key"}
+    else:
+        auth, fingerprint = "x509", x509_fingerprint(credential.cert_der)
+        if credential.as_pem:
+            chain = (credential.cert_der, *credential.chain_der)
+            files["cert.pem"] = b"".join(_pem("CERTIFICATE", der) for der in chain)
+            files["key.pem"] = _pem("PRIVATE KEY", credential.key_der)
+        else:
+            files["cert.der"] = credential.cert_der
+            files["key.der"] = credential.key_der
+        names = {
+            "cert": "cert.pem" if credential.as_pem else "cert.der",
+            "key": "key.pem" if credential.as_pem else "key.der",
+        }
+    trust_names = []
+    for index, root in enumerate(request.trust):
+        name = f"root-{index}.der"
+        files[name] = root
+        trust_names.append(name)
+    settings = {
+        "format": IDENTITY_FORMAT,
+        "id_scope": request.id_scope,
+        "device_id": request.device_id,
+        "auth": auth,
+        "dps_host": request.dps_host,
+        "dps_port": request.dps_port,
+        "hub_port": request.hub_port,
+        "model_id": request.model_id,
+        "fingerprint": fingerprint,
+        "trust": trust_names,
+        **names,
+        "options": dict(request.options),
+    }
+    files[IDENTITY_FILE] = (json.dumps(settings, separators=(",", ":"), sort_keys=True) + "\n").encode(
+        "utf-8"
+    )
+    return IdentityBundle(
+        folder=identity_folder_name(files),
+        files=files,
+        settings=settings,
+        device_id=request.device_id,
+        id_scope=request.id_scope,
+        auth=auth,
+        fingerprint=fingerprint,
+    )
+
+
+def identity_folder_name(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode("utf-8") + b"\0" + hashlib.sha256(files[name]).digest())
+    return IDENTITY_PREFIX + digest.hexdigest()[:8]
+
+
+def parse_dps_host(text: str) -> tuple[str, int | None]:
+    """`HOST` or `HOST:PORT` (the emulator runs on a local port) -> (host, port or None)."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        return text, None
+    if not port.isdigit():
+        raise InputError(f"--dps-host: {text!r}: the port after ':' must be a number, e.g. localhost:8883")
+    return host, int(port)
+
+
+def identity_tree(bundle: IdentityBundle, wifi: tuple[str, str] | None = None) -> dict[str, bytes]:
+    """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
+    from iotcprov.board.layout import ACTIVE, WIFI, identity_dir
+
+    tree = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
+    tree[ACTIVE] = (bundle.folder + "\n").encode("ascii")
+    if wifi is not None:
+        tree[WIFI] = json.dumps({"ssid": wifi[0], "password": wifi[1]}, separators=(",", ":")).encode("utf-8")
+    return tree

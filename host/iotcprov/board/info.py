@@ -1,0 +1,56 @@
+"""What is on a board, without any secret: MicroPython version, unique ID, identity summary,
+firmware version and the firmware's cached DPS assignment.
+
+Secret files are never read: only their names are listed, and only chosen non-secret fields of
+wifi.json and assignment.json are picked out on the board itself.
+"""
+
+import json
+from collections.abc import Callable
+
+from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.deploy import DEPLOYED
+from iotcprov.board.layout import ASSIGNMENT, WIFI, identity_dir
+from iotcprov.board.provision import read_active_identity
+
+# Runs on the board: returns only the named fields of a JSON file, so a secret never crosses the wire.
+_PICK = (
+    "import json\ndef _ipk(p,k):\n try:\n  with open(p) as f:d=json.load(f)\n except Exception:return None\n"
+    " return {n:d.get(n) for n in k} if isinstance(d,dict) else None\n"
+)
+
+
+def board_info_session(session: BoardSession) -> dict:
+    facts = session.facts()
+    session.exec(_PICK)
+    active = read_active_identity(session)
+    identity = None
+    if active is not None:
+        identity = active.summary()
+        identity["files"] = sorted(
+            name for name, is_dir in session.list_dir(identity_dir(active.folder)) or [] if not is_dir
+        )
+        identity["complete"] = active.settings is not None
+    deployed_text = session.read_text(DEPLOYED)
+    try:
+        deployed = json.loads(deployed_text) if deployed_text else None
+    except ValueError:
+        deployed = None
+    return {
+        "port": session.port,
+        "micropython": facts.version_text,
+        "version": ".".join(str(n) for n in facts.version),
+        "platform": facts.platform,
+        "machine": facts.machine,
+        "unique_id": facts.unique_id,
+        "mpy": "{}.{}".format(*facts.mpy_version) if facts.mpy_version else None,
+        "identity": identity,
+        "wifi_ssid": (session.eval(f"_ipk({WIFI!r},['ssid'])") or {}).get("ssid"),
+        "firmware": deployed,
+        "assignment": session.eval(f"_ipk({ASSIGNMENT!r},['hub','device_id'])"),
+    }
+
+
+def board_info(port: str, connect: Callable[[str], BoardSession] = open_board) -> dict:
+    with connect(port) as session:
+        return board_info_session(session)

@@ -1,0 +1,219 @@
+"""Write an identity onto a board atomically, read it back as a summary, or erase it.
+
+Atomic by one rename (docs/design.md): the files go into a new identity folder, each verified by
+a SHA-256 computed on the board; only then does `/iotc-data/active` change, through a temporary
+file and `os.rename`. A power cut at any moment leaves the old identity or the new one active,
+both complete. Only per-device credentials reach the board: a group key is used on the host to
+derive the device key and goes no further.
+"""
+
+import datetime
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.identity import IdentityBundle
+from iotcprov.board.layout import (
+    ACTIVE,
+    ACTIVE_TEMP,
+    DATA_DIR,
+    IDENTITY_FILE,
+    IDENTITY_PREFIX,
+    WIFI,
+    identity_dir,
+)
+from iotcprov.errors import InputError, OperationError
+
+# What an operator may see of identity.json (everything in it is non-secret by contract).
+SUMMARY_FIELDS = (
+    "device_id",
+    "id_scope",
+    "auth",
+    "dps_host",
+    "dps_port",
+    "hub_port",
+    "model_id",
+    "fingerprint",
+)
+
+
+@dataclass(frozen=True)
+class ActiveIdentity:
+    folder: str
+    settings: dict | None  # None when identity.json is missing or unreadable
+
+    @property
+    def device_id(self) -> str | None:
+        return (self.settings or {}).get("device_id")
+
+    @property
+    def id_scope(self) -> str | None:
+        return (self.settings or {}).get("id_scope")
+
+    def summary(self) -> dict:
+        settings = self.settings or {}
+        return {"folder": self.folder, **{name: settings.get(name) for name in SUMMARY_FIELDS}}
+
+
+@dataclass(frozen=True)
+class WifiSettings:
+    ssid: str
+    password: str
+
+    def __repr__(self) -> str:
+        return f"WifiSettings(ssid={self.ssid!r}, password=<hidden>)"
+
+
+@dataclass(frozen=True)
+class ProvisionResult:
+    device_id: str
+    fingerprint: str
+    folder: str
+    unchanged: bool  # the same identity was already active and verified
+    replaced_device_id: str | None  # the other device the board held, when --replace was given
+    clock_set: bool
+    bytes_sent: int
+    bytes_received: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_active_identity(session: BoardSession) -> ActiveIdentity | None:
+    """The identity `active` names, or None when the board has none."""
+    folder = (session.read_text(ACTIVE) or "").strip()
+    if not folder:
+        return None
+    text = session.read_text(f"{identity_dir(folder)}/{IDENTITY_FILE}")
+    try:
+        settings = json.loads(text) if text else None
+    except ValueError:
+        settings = None
+    return ActiveIdentity(folder, settings if isinstance(settings, dict) else None)
+
+
+def _check_replace(current: ActiveIdentity | None, bundle: IdentityBundle, replace: bool) -> str | None:
+    """The other device ID being replaced, or None. Refuses a different identity without replace."""
+    if current is None or current.settings is None:
+        return None
+    same = current.device_id == bundle.device_id and current.id_scope == bundle.id_scope
+    if same:
+        return None
+    if not replace:
+        raise InputError(
+            f"--replace: the board already holds device {current.device_id!r} (scope {current.id_scope}); "
+            "give --replace to overwrite it"
+        )
+    return current.device_id
+
+
+def _folder_verified(session: BoardSession, bundle: IdentityBundle) -> bool:
+    paths = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
+    digests = session.hash_files(list(paths))
+    return all(digests[path] == hashlib.sha256(data).hexdigest() for path, data in paths.items())
+
+
+def _write_atomically(session: BoardSession, path: str, data: bytes) -> None:
+    """A single file replaced by temp + rename (used for `active` and wifi.json)."""
+    temp = path + ".tmp"
+    session.write_file(temp, data)
+    session.rename(temp, path)
+
+
+def _remove_leftovers(session: BoardSession, keep: str) -> None:
+    for name, is_dir in session.list_dir(DATA_DIR) or []:
+        if is_dir and name.startswith(IDENTITY_PREFIX) and name != keep:
+            session.remove_tree(identity_dir(name))
+
+
+def set_board_clock(session: BoardSession, now: datetime.datetime | None = None) -> bool:
+    """Set the board's RTC to the host's UTC time (as `mpremote rtc --set`). False if it has no RTC."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    stamp = (now.year, now.month, now.day, now.weekday(), now.hour, now.minute, now.second, 0)
+    try:
+        session.exec(f"import machine\nmachine.RTC().datetime({stamp!r})")
+    except OperationError:
+        return False
+    return True
+
+
+def write_identity(
+    session: BoardSession,
+    bundle: IdentityBundle,
+    *,
+    replace: bool = False,
+    wifi: WifiSettings | None = None,
+    set_clock: bool = True,
+) -> ProvisionResult:
+    """Put `bundle` on the board behind `session` and make it active (see the module docstring)."""
+    started = time.monotonic()
+    sent, received = session.bytes_sent, session.bytes_received
+    current = read_active_identity(session)
+    replaced = _check_replace(current, bundle, replace)
+    unchanged = current is not None and current.folder == bundle.folder and _folder_verified(session, bundle)
+    if not unchanged:
+        folder = identity_dir(bundle.folder)
+        session.remove_tree(folder)  # a leftover of an interrupted attempt; never the active one
+        session.makedirs(folder)
+        # identity.json last: a folder without it is plainly incomplete to anyone looking.
+        for name in sorted(bundle.files, key=lambda n: n == IDENTITY_FILE):
+            session.write_file(f"{folder}/{name}", bundle.files[name])
+        if not _folder_verified(session, bundle):
+            raise OperationError(
+                f"--port {session.port}: the new identity did not verify on the board; retry"
+            )
+        _write_atomically(session, ACTIVE, (bundle.folder + "\n").encode("ascii"))
+    if wifi is not None:
+        document = json.dumps({"ssid": wifi.ssid, "password": wifi.password}, separators=(",", ":"))
+        _write_atomically(session, WIFI, document.encode("utf-8"))
+    _remove_leftovers(session, keep=bundle.folder)
+    clock_set = set_board_clock(session) if set_clock else False
+    return ProvisionResult(
+        device_id=bundle.device_id,
+        fingerprint=bundle.fingerprint,
+        folder=bundle.folder,
+        unchanged=unchanged,
+        replaced_device_id=replaced,
+        clock_set=clock_set,
+        bytes_sent=session.bytes_sent - sent,
+        bytes_received=session.bytes_received - received,
+        seconds=time.monotonic() - started,
+    )
+
+
+def provision(
+    port: str,
+    bundle: IdentityBundle,
+    *,
+    replace: bool = False,
+    wifi: WifiSettings | None = None,
+    set_clock: bool = True,
+    connect: Callable[[str], BoardSession] = open_board,
+) -> ProvisionResult:
+    """Open `port` and write `bundle` (see write_identity). The counts include connecting."""
+    started = time.monotonic()
+    with connect(port) as session:
+        result = write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock)
+        return ProvisionResult(
+            **{
+                **result.as_dict(),
+                "bytes_sent": session.bytes_sent,
+                "bytes_received": session.bytes_received,
+                "seconds": time.monotonic() - started,
+            }
+        )
+
+
+def erase_identity(session: BoardSession) -> str | None:
+    """Remove the identity, Wi-Fi settings and assignment cache. `active` goes first, so an
+    interruption leaves a board with no identity rather than half of one. Returns the device ID
+    that was erased, or None."""
+    current = read_active_identity(session)
+    session.exec(f"try:os.remove({ACTIVE!r})\nexcept OSError:pass")
+    session.remove_tree(ACTIVE_TEMP)
+    session.remove_tree(DATA_DIR)
+    return current.device_id if current else None

