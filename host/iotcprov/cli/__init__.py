@@ -6,8 +6,10 @@ Each command group lives in its own module with `register(subparsers)`; a comman
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from iotcprov import __version__
 from iotcprov.errors import IotcprovError
@@ -15,11 +17,35 @@ from iotcprov.errors import IotcprovError
 # Command-group modules under iotcprov.cli, in the order `--help` lists them.
 COMMAND_MODULES = [
     "demo",
+    "keys",
 ]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with usage errors as one line (`iotcprov: error: ...`, exit 2), secrets redacted.
+
+    argparse echoes unrecognised arguments and `--opt=value` text; a mistyped `--grup-key SECRET`
+    must not print the secret, so only option names survive in the message.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # `--key-f` must not quietly mean `--key-file`
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"iotcprov: error: {_redact(message)} (see {self.prog} --help)\n")
+
+
+def _redact(message: str) -> str:
+    head, sep, tail = message.partition("unrecognized arguments: ")
+    if sep:
+        names = [word.split("=", 1)[0] for word in tail.split() if word.startswith("-")]
+        return f"{head}unrecognized arguments: {' '.join(names) or '(values hidden)'}"
+    return re.sub(r"(--?[\w-]+)=\S*", r"\1=...", message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="iotcprov",
         description="Provision ESP32 MicroPython boards for Azure IoT Central, or try it all offline.",
     )
