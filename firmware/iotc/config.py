@@ -144,19 +144,6 @@ def identity(doc, folder):
     return record
 
 
-def parse_device_key(text):
-    """The SAS device key file: base64 text. Returns it stripped; ConfigError if not base64-shaped."""
-    if isinstance(text, bytes):
-        text = text.decode()
-    key = text.strip()
-    if len(key) < 16 or len(key) % 4:
-        _fail("device.key", "must hold a base64 device key")
-    for ch in key:
-        if not (_is_alnum(ch) or ch in "+/="):
-            _fail("device.key", "must hold a base64 device key")
-    return key
-
-
 def wifi(doc):
     """/iotc/wifi.json -> (ssid, password)."""
     if not isinstance(doc, dict):

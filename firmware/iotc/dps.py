@@ -4,7 +4,7 @@
 import json
 
 from iotc import VERSION
-from iotc.hub import parse_query
+from iotc.incoming import parse_query
 from iotc.sas import quote
 
 API_VERSION = "2019-03-31"

@@ -3,7 +3,15 @@
 
 import gc
 
-from iotc import net
+
+def rssi():
+    """Wi-Fi signal strength in dBm, or None."""
+    try:
+        import network
+
+        return network.WLAN(network.STA_IF).status("rssi")
+    except Exception:  # no network module, not connected, or no such status on this port
+        return None
 
 
 def temperature():
@@ -23,8 +31,9 @@ def temperature():
 
 
 def board_readings(uptime_s):
+    gc.collect()
     values = {"uptime": uptime_s, "freeHeap": gc.mem_free()}
-    signal = net.rssi()
+    signal = rssi()
     if signal is not None:
         values["rssi"] = signal
     celsius = temperature()

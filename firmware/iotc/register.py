@@ -1,14 +1,37 @@
-# One DPS registration over MQTT/TLS: connect, subscribe, register, poll while "assigning"
-# (honouring retry-after), and report the final answer. Loaded only while registering and then
-# unloaded (see app.Device._register), so its code costs no RAM during the hub session.
+# The dps stage: one DPS registration over MQTT/TLS — connect, subscribe, register, poll while
+# "assigning" (honouring retry-after) — then cache the assignment and let the policy pick the
+# next stage. Loaded only while registering, so its code costs no RAM during the hub session.
 
 import errno
+import gc
 import time
 
-from iotc import dps, files, status
+from iotc import dps, files, status, unload
 from iotc.link import Link, MQTTException
 
 MAX_POLL_WAIT = 60  # seconds; a larger retry-after on "assigning" is clipped, the deadline still rules
+
+
+def step(device):
+    """One registration attempt for the device's identity, and the decision that follows."""
+    from iotc import credentials
+
+    s = device.settings
+    password = credentials.password(s)[0]
+    ctx = credentials.tls(s)
+    unload("credentials")
+    gc.collect()
+    outcome, detail = run(s, password, ctx)
+    del password, ctx
+    if outcome == "answer":
+        if detail.kind == dps.ASSIGNED:
+            s.hub, s.assigned_id = detail.hub, detail.device_id
+        decision = device.decide("dps_answer", detail.kind, detail.status, detail.retry_after)
+    elif outcome == "refused":
+        decision = device.decide("dps_refused", detail)
+    else:
+        decision = device.decide("dps_failed", detail)
+    device.go(decision)
 
 
 def run(s, password, ctx):

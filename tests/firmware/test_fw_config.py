@@ -2,7 +2,7 @@
 
 import pytest
 from iotc import ConfigError
-from iotc.config import cached_assignment, parse_device_key, valid_registration_id
+from iotc.config import cached_assignment, valid_registration_id
 from iotc.config import identity as Identity
 from iotc.config import options as Options
 from iotc.config import wifi as parse_wifi
@@ -115,15 +115,6 @@ def test_tokens_renew_early_by_the_margin_but_at_most_a_fifth_of_their_life(ttl,
 )
 def test_registration_id_rules(text, ok):
     assert valid_registration_id(text) is ok
-
-
-def test_device_key_is_stripped_and_checked_without_echoing_it():
-    key = "c2VjcmV0LWtleS1ieXRlcy0xMjM0NTY3OA=="
-    assert parse_device_key(key + "\n") == key
-    assert parse_device_key(key.encode()) == key
-    with pytest.raises(ConfigError) as caught:
-        parse_device_key("not base64 at all!!")
-    assert "not base64" not in str(caught.value)  # the message never repeats the file content
 
 
 def test_wifi_settings():

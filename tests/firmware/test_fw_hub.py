@@ -1,12 +1,12 @@
 """IoT Hub CONNECT fields, telemetry topics, property bags and incoming-topic parsing
-(firmware/iotc/hub.py) on CPython."""
+(firmware/iotc/hub.py, incoming.py) on CPython."""
 
 import urllib.parse
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from iotc import hub
+from iotc import hub, incoming
 
 
 def test_username_has_api_version_and_encoded_model_id():
@@ -34,29 +34,29 @@ def test_other_publish_topics():
 
 
 def test_c2d_topic_gives_decoded_properties():
-    found = hub.parse_topic(
+    found = incoming.parse_topic(
         "dev-1", "devices/dev-1/messages/devicebound/%24.mid=m1&method-name=reboot&note=a%20b%2Fc"
     )
-    assert found.kind == hub.C2D
+    assert found.kind == incoming.C2D
     assert found.properties == {"$.mid": "m1", "method-name": "reboot", "note": "a b/c"}
 
 
 def test_method_request_topic():
-    found = hub.parse_topic("dev-1", "$iothub/methods/POST/thermostat*getMaxMin/?$rid=42")
-    assert (found.kind, found.name, found.rid) == (hub.METHOD, "thermostat*getMaxMin", "42")
-    assert hub.parse_topic("dev-1", "$iothub/methods/POST/reboot/") is None
+    found = incoming.parse_topic("dev-1", "$iothub/methods/POST/thermostat*getMaxMin/?$rid=42")
+    assert (found.kind, found.name, found.rid) == (incoming.METHOD, "thermostat*getMaxMin", "42")
+    assert incoming.parse_topic("dev-1", "$iothub/methods/POST/reboot/") is None
 
 
 def test_twin_topics():
-    response = hub.parse_topic("dev-1", "$iothub/twin/res/204/?$rid=5&$version=12")
+    response = incoming.parse_topic("dev-1", "$iothub/twin/res/204/?$rid=5&$version=12")
     assert (response.kind, response.status, response.rid, response.version) == (
-        hub.TWIN_RESPONSE,
+        incoming.TWIN_RESPONSE,
         204,
         "5",
         12,
     )
-    desired = hub.parse_topic("dev-1", "$iothub/twin/PATCH/properties/desired/?$version=7")
-    assert (desired.kind, desired.version) == (hub.TWIN_DESIRED, 7)
+    desired = incoming.parse_topic("dev-1", "$iothub/twin/PATCH/properties/desired/?$version=7")
+    assert (desired.kind, desired.version) == (incoming.TWIN_DESIRED, 7)
 
 
 @pytest.mark.parametrize(
@@ -64,18 +64,18 @@ def test_twin_topics():
     ["devices/dev-2/messages/devicebound/x=1", "$iothub/twin/res/abc/?$rid=1", "random/topic", "$dps/x"],
 )
 def test_foreign_topics_are_not_claimed(topic):
-    assert hub.parse_topic("dev-1", topic) is None
+    assert incoming.parse_topic("dev-1", topic) is None
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.text(min_size=1, max_size=12), st.text(max_size=20), max_size=5))
 def test_property_bag_round_trips_and_matches_urllib(properties):
     bag = hub.encode_bag(properties)
-    assert hub.decode_bag(bag) == properties
+    assert incoming.decode_bag(bag) == properties
     assert bag == urllib.parse.urlencode(properties, quote_via=urllib.parse.quote, safe="")
 
 
 def test_unquote_leaves_malformed_escapes_alone():
-    assert hub.unquote("100%") == "100%"
-    assert hub.unquote("%zz%2") == "%zz%2"
-    assert hub.unquote("%E2%82%AC+x") == "€+x"
+    assert incoming.unquote("100%") == "100%"
+    assert incoming.unquote("%zz%2") == "%zz%2"
+    assert incoming.unquote("%E2%82%AC+x") == "€+x"

@@ -9,7 +9,7 @@ from fw_rig import run_micropython
 # Runs unchanged on CPython and MicroPython: every core entry point over a set of inputs.
 PROGRAM = r"""
 import json
-from iotc import ConfigError, config, dps, hub, policy, retry
+from iotc import ConfigError, config, dps, hub, incoming, policy
 
 
 def identity_case(doc):
@@ -32,18 +32,20 @@ def incoming_fields(found):
 
 
 def decisions():
-    rules = policy.Policy(config.options({"hub_failures_before_dps": 3}), lambda: 30000)
+    state = policy.State()
+    state.random16 = lambda: 30000
+    options = config.options({"hub_failures_before_dps": 3})
     steps = []
     for outcome in range(3):
         a = dps.parse_answer(503, b"{}", None)
-        steps.append(rules.dps_answer(a.kind, a.status, a.retry_after))
-    steps.append(rules.dps_answer("error", 429, 9))
-    steps.append(rules.dps_refused(5))
-    steps += [rules.hub_failed("x"), rules.hub_failed("x"), rules.hub_failed("x")]
-    steps.append(rules.hub_refused(5))
-    steps.append(rules.hub_lost(100, "drop"))
-    steps.append(rules.resume())
-    return [[d.stage, d.delay_ms, d.reason, d.reprovision] for d in steps]
+        steps.append(policy.dps_answer(state, options, a.kind, a.status, a.retry_after))
+    steps.append(policy.dps_answer(state, options, "error", 429, 9))
+    steps.append(policy.dps_refused(state, options, 5))
+    steps += [policy.hub_failed(state, options, "x") for _ in range(3)]
+    steps.append(policy.hub_refused(state, options, 5))
+    steps.append(policy.hub_lost(state, options, 100, "drop"))
+    steps.append(policy.resume(state, options))
+    return [list(d) for d in steps]
 
 
 def evaluate(cases):
@@ -57,12 +59,12 @@ def evaluate(cases):
     out["dps_answers"] = [answer_fields(dps.parse_answer(s, b.encode(), r)) for s, b, r in cases["dps_bodies"]]
     out["hub_user"] = hub.username("h.example.net", "dev-1", "dtmi:com:example:Thermostat;1")
     out["telemetry"] = [hub.telemetry_topic("dev-1", p, c) for p, c in cases["telemetry"]]
-    out["incoming"] = [incoming_fields(hub.parse_topic("dev-1", t)) for t in cases["hub_topics"]]
-    out["unquote"] = [hub.unquote(t) for t in cases["escapes"]]
-    out["backoff"] = [retry.backoff_ms(n, 1, 100, 7) for n in range(12)]
-    out["jitter"] = [retry.jitter_ms(5, r) for r in (0, 1, 32768, 65535)]
-    out["status"] = [retry.classify_status(s) for s in (200, 400, 401, 403, 404, 408, 412, 429, 500, 503)]
-    out["connack"] = [retry.classify_connack(c) for c in range(6)]
+    out["incoming"] = [incoming_fields(incoming.parse_topic("dev-1", t)) for t in cases["hub_topics"]]
+    out["unquote"] = [incoming.unquote(t) for t in cases["escapes"]]
+    out["backoff"] = [policy.backoff_ms(n, 1, 100, 7) for n in range(12)]
+    out["jitter"] = [policy.jitter_ms(5, r) for r in (0, 1, 32768, 65535)]
+    out["status"] = [policy.classify_status(s) for s in (200, 400, 401, 403, 404, 408, 412, 429, 500, 503)]
+    out["connack"] = [policy.classify_connack(c) for c in range(6)]
     out["decisions"] = decisions()
     return out
 """
@@ -148,6 +150,6 @@ def test_the_program_checks_something_meaningful():
 @pytest.mark.parametrize("heap", ["24K"])
 def test_core_imports_in_a_small_heap(micropython, heap):
     """The whole pure core must load and work in a small heap (the ESP32 has ~56 KB free)."""
-    script = "import gc\nfrom iotc import config, dps, hub, policy, retry, status\ngc.collect()\nprint(gc.mem_free())"
+    script = "import gc\nfrom iotc import config, dps, hub, incoming, policy, status\ngc.collect()\nprint(gc.mem_free())"
     free = int(run_micropython(micropython, script, heap=heap).strip().splitlines()[-1])
     assert free > 4000
