@@ -140,8 +140,11 @@ def read_device_id_file(path: str | Path, field: str = "--device-ids") -> list[D
         raise InputError(f"{field}: cannot read {str(path)!r}: {error.strerror or error}") from None
     except UnicodeDecodeError:
         raise InputError(f"{field}: {str(path)!r} is not UTF-8 text") from None
-    rows = [(number, line) for number, line in enumerate(text.splitlines(), start=1)
-            if line.strip() and not line.lstrip().startswith("#")]
+    rows = [
+        (number, line)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     if not rows:
         raise InputError(f"{field}: {str(path)!r} holds no device IDs")
     header = rows[0][1]

@@ -79,7 +79,7 @@ def parse_token(token: str) -> SasToken:
     if not token.startswith(prefix):
         raise SasTokenError("not a SharedAccessSignature token")
     fields: dict[str, str] = {}
-    for part in token[len(prefix):].split("&"):
+    for part in token[len(prefix) :].split("&"):
         name, sep, value = part.partition("=")
         if not sep or name in fields:
             raise SasTokenError("malformed token field")

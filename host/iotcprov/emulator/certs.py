@@ -1,0 +1,79 @@
+"""The emulator's certificate files and the certificate checks its authentication needs.
+
+Certificates are made by the project's X.509 toolkit (`iotcprov.credentials.pki`); this module
+only decides where they live: a server CA kept in the data folder (key file 0600) and a fresh
+server certificate per run whose SANs cover every configured name and address.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+from iotcprov.credentials import pki
+
+CA_CERT_FILE = "server-ca.pem"
+CA_KEY_FILE = "server-ca.key"
+SERVER_CERT_FILE = "server.pem"
+SERVER_KEY_FILE = "server.key"
+CA_COMMON_NAME = "iotcprov emulator root CA"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(temporary, path)
+
+
+def ensure_server_ca(data_dir: Path) -> tuple[x509.Certificate, pki.PrivateKey]:
+    """Load the data folder's server CA, creating it on first use."""
+    cert_path, key_path = data_dir / CA_CERT_FILE, data_dir / CA_KEY_FILE
+    if cert_path.exists() and key_path.exists():
+        return pki.load_certificate(cert_path.read_bytes()), pki.load_private_key(key_path.read_bytes())
+    key = pki.generate_key("ec")
+    cert = pki.make_root_ca(CA_COMMON_NAME, key)
+    _write_private(key_path, pki.key_to_pem(key))
+    cert_path.write_bytes(pki.cert_to_pem(cert))
+    return cert, key
+
+
+def write_server_cert(data_dir: Path, dns_names: list[str], ip_addresses: list[str]) -> tuple[Path, Path]:
+    """A fresh server certificate for this run, signed by the data folder's CA, with these SANs."""
+    ca_cert, ca_key = ensure_server_ca(data_dir)
+    key = pki.generate_key("ec")
+    cert = pki.make_server_cert(
+        ca_cert,
+        ca_key,
+        key,
+        dns_names=list(dict.fromkeys(dns_names)),
+        ip_addresses=list(dict.fromkeys(ip_addresses)),
+    )
+    cert_path, key_path = data_dir / SERVER_CERT_FILE, data_dir / SERVER_KEY_FILE
+    _write_private(key_path, pki.key_to_pem(key))
+    cert_path.write_bytes(pki.cert_to_pem(cert))
+    return cert_path, key_path
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when `issuer` signed `cert` (names match and the signature verifies)."""
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def validity_problem(cert: x509.Certificate, now: float) -> str | None:
+    """None when `now` lies within the certificate's validity dates, else why not."""
+    moment = dt.datetime.fromtimestamp(now, dt.UTC)
+    if moment < cert.not_valid_before_utc:
+        return "certificate is not yet valid"
+    if moment > cert.not_valid_after_utc:
+        return "certificate expired"
+    return None

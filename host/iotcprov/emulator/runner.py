@@ -1,0 +1,80 @@
+"""`iotcprov emulator start`: run the server in this process until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from iotcprov.emulator.server import EmulatorServer, Endpoint
+from iotcprov.emulator.session import Config
+
+
+def serve(
+    data_dir: Path,
+    dps: str = "localhost:0",
+    hub: str = "localhost:0",
+    admin: str = "127.0.0.1:0",
+    hub_name: str = "localhost",
+    extra_names: list[str] | None = None,
+    retry_after: int = 1,
+    polls_before_assigned: int = 0,
+    rate_per_minute: int | None = None,
+    on_ready: Callable[[dict], None] | None = None,
+    stop_on_stdin_eof: bool = False,
+) -> None:
+    """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
+    config = Config(
+        hub_name=hub_name,
+        dps_retry_after=retry_after,
+        dps_polls_before_assigned=polls_before_assigned,
+        dps_rate_per_minute=rate_per_minute,
+    )
+    server = EmulatorServer(
+        data_dir,
+        Endpoint.parse(dps, "--dps"),
+        Endpoint.parse(hub, "--hub"),
+        Endpoint.parse(admin, "--admin"),
+        hub_name,
+        extra_names,
+        config,
+    )
+    asyncio.run(_main(server, on_ready or _print_line, stop_on_stdin_eof))
+
+
+def _print_line(info: dict) -> None:
+    print(json.dumps({k: v for k, v in info.items() if k != "pid"}), flush=True)
+
+
+def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Stop when stdin closes: a parent that dies (a crashed test run) takes the emulator along."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_on_stdin_eof: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    if stop_on_stdin_eof:
+        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no signal handlers in asyncio: Ctrl-C arrives as KeyboardInterrupt there
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        info = await server.start()
+    except BaseException:
+        server.store.close()
+        raise
+    on_ready(info)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        print("iotcprov emulator: stopped", file=sys.stderr, flush=True)

@@ -1,0 +1,331 @@
+"""The one I/O layer: asyncio TCP endpoints with stdlib TLS around the sans-I/O sessions.
+
+DPS and hub each listen on their own HOST:PORT (both may use 8883 on different loopback
+addresses). TLS is 1.2 or newer; client certificates are requested but not required, so SAS
+devices connect without one. OpenSSL checks certificate signatures against the enrollment CAs and
+individual certificates loaded as trust anchors (partial chains allowed, dates left to the
+emulator's own check so an expired leaf is refused with a logged reason); which enrollment a
+certificate belongs to is decided by `auth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import ipaddress
+import json
+import os
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+
+from iotcprov.emulator import certs
+from iotcprov.emulator import mqtt_codec as mqtt
+from iotcprov.emulator.admin_http import AdminServer
+from iotcprov.emulator.auth import PeerCertificate
+from iotcprov.emulator.control import Control
+from iotcprov.emulator.dps import DpsSession, DpsState
+from iotcprov.emulator.hub import HubRegistry, HubSession
+from iotcprov.emulator.session import Action, Close, Config, Context, MqttSession, Send
+from iotcprov.emulator.store import Store
+from iotcprov.errors import InputError, OperationError
+
+X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL: dates are checked by auth, with a reason logged
+TLS_HANDSHAKE_TIMEOUT = 15.0
+ENDPOINTS_FILE = "emulator.json"
+
+
+@dataclass
+class Endpoint:
+    """A listening address: `host` is what clients are told, `address` what is bound."""
+
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return "127.0.0.1" if self.host == "localhost" else self.host
+
+    @classmethod
+    def parse(cls, text: str, field: str) -> Endpoint:
+        host, sep, port = text.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise InputError(
+                f"{field}: {text!r} is not HOST:PORT (e.g. 127.0.0.2:8883, port 0 picks a free one)"
+            )
+        return cls(host.strip("[]"), int(port))
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class EmulatorServer:
+    def __init__(
+        self,
+        data_dir: Path,
+        dps: Endpoint,
+        hub: Endpoint,
+        admin: Endpoint,
+        hub_name: str = "localhost",
+        extra_names: list[str] | None = None,
+        config: Config | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.dps, self.hub, self.admin = dps, hub, admin
+        self.extra_names = extra_names or []
+        self.store = Store(data_dir)
+        self.context = Context(self.store, config or Config())
+        self.context.config.hub_name = hub_name
+        self.dps_state = DpsState()
+        self.registry = HubRegistry()
+        self.ssl_context: ssl.SSLContext | None = None
+        self.servers: list[asyncio.base_events.Server] = []
+        self.info: dict = {}
+        self.control: Control | None = None
+        self.stopped = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+
+    # ------------------------------------------------------------ TLS
+    def _make_ssl_context(self) -> ssl.SSLContext:
+        dns = ["localhost"]
+        ips = ["127.0.0.1", "::1"]
+        for name in [self.dps.host, self.hub.host, self.context.config.hub_name, *self.extra_names]:
+            (ips if _is_ip(name) else dns).append(name)
+        cert_path, key_path = certs.write_server_cert(self.data_dir, dns, ips)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(cert_path, key_path)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.verify_flags = ssl.VerifyFlags(
+            int(context.verify_flags) | int(ssl.VERIFY_X509_PARTIAL_CHAIN) | X509_V_FLAG_NO_CHECK_TIME
+        )
+        for group in self.store.groups("x509"):
+            context.load_verify_locations(cadata=group["ca_pem"])
+        for row in self.store.individuals():
+            if row["cert_pem"]:
+                context.load_verify_locations(cadata=row["cert_pem"])
+        return context
+
+    def trust(self, pem: str) -> None:
+        """Add a trust anchor for client certificates (new enrollments) to live TLS."""
+        assert self.ssl_context is not None
+        self.ssl_context.load_verify_locations(cadata=pem)
+
+    # ------------------------------------------------------------ lifecycle
+    async def start(self) -> dict:
+        endpoints_file = self.data_dir / ENDPOINTS_FILE
+        if endpoints_file.exists() and os.name == "posix":  # signal 0 probes a pid on POSIX only
+            try:
+                pid = json.loads(endpoints_file.read_text()).get("pid")
+                if pid and pid != os.getpid():
+                    os.kill(pid, 0)
+                    raise OperationError(
+                        f"--data: an emulator (pid {pid}) already serves {self.data_dir}; "
+                        "stop it first or use another folder"
+                    )
+            except (ProcessLookupError, ValueError, OSError):
+                pass  # a stale file from an emulator that did not exit cleanly
+        self.ssl_context = self._make_ssl_context()
+        dps_server = await self._listen(self.dps, "--dps", lambda r, w: self._connection("dps", r, w))
+        hub_server = await self._listen(self.hub, "--hub", lambda r, w: self._connection("hub", r, w))
+        self.dps.port = dps_server.sockets[0].getsockname()[1]
+        self.hub.port = hub_server.sockets[0].getsockname()[1]
+        self.info = {
+            "id_scope": self.store.id_scope(),
+            "dps": {"host": self.dps.host, "port": self.dps.port, "address": self.dps.address},
+            "hub": {
+                "host": self.hub.host,
+                "port": self.hub.port,
+                "address": self.hub.address,
+                "name": self.context.config.hub_name,
+            },
+            "ca_cert": str((self.data_dir / certs.CA_CERT_FILE).resolve()),
+            "admin_url": "",
+            "pid": os.getpid(),
+        }
+        self.control = Control(self.context, self.registry, self.info, self.trust)
+        admin = AdminServer(self.control)
+        admin_server = await self._listen(self.admin, "--admin", admin.handle)
+        self.admin.port = admin_server.sockets[0].getsockname()[1]
+        self.info["admin_url"] = f"http://{self.admin.address}:{self.admin.port}"
+        self.servers = [dps_server, hub_server, admin_server]
+        temporary = endpoints_file.with_name(ENDPOINTS_FILE + ".tmp")
+        temporary.write_text(json.dumps(self.info))
+        os.replace(temporary, endpoints_file)
+        self.context.event("admin", "started", None, None, time.time())
+        return self.info
+
+    async def _listen(self, endpoint: Endpoint, field: str, handler) -> asyncio.base_events.Server:
+        try:
+            # TLS is started per connection so handshake failures can be logged as refusals
+            return await asyncio.start_server(
+                handler, endpoint.address, endpoint.port, backlog=1024, limit=2**20
+            )
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise OperationError(
+                    f"{field}: {endpoint.address}:{endpoint.port} is in use; pick another address or port 0"
+                ) from None
+            if error.errno in (
+                errno.EADDRNOTAVAIL,
+                socket.EAI_NONAME if hasattr(socket, "EAI_NONAME") else -1,
+            ):
+                raise InputError(f"{field}: cannot bind {endpoint.address}; use a local address") from None
+            raise OperationError(
+                f"{field}: cannot listen on {endpoint.address}:{endpoint.port}: {error.strerror}"
+            ) from None
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.registry.kick_all("emulator stopping")
+        for task in list(self._tasks):
+            task.cancel()
+        for server in self.servers:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(server.wait_closed(), 2)
+        with contextlib.suppress(FileNotFoundError):
+            (self.data_dir / ENDPOINTS_FILE).unlink()
+        self.store.close()
+
+    # ------------------------------------------------------------ connections
+    async def _connection(
+        self, endpoint: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._serve(endpoint, reader, writer)
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass
+        except Exception as error:  # a bug must cost one connection, not the server
+            self.context.event(endpoint, "internal error", None, type(error).__name__, time.time())
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+            if not writer.transport.is_closing():
+                writer.transport.abort()
+
+    async def _serve(self, endpoint: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        store, now = self.store, time.time()
+        try:
+            await writer.start_tls(self.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
+            store.bump(f"{endpoint}.tls_failures")
+            reason = getattr(error, "reason", None) or type(error).__name__
+            verify = getattr(error, "verify_message", None)
+            self.context.event(
+                endpoint, "tls refused", None, f"{reason}{': ' + verify if verify else ''}", now
+            )
+            return
+        store.bump(f"{endpoint}.tls_handshakes")
+        peer = _peer_certificate(writer.get_extra_info("ssl_object"))
+        session: MqttSession
+        if endpoint == "dps":
+            session = DpsSession(self.context, self.dps_state, peer, now)
+        else:
+            session = HubSession(self.context, self.registry, peer, now)
+        await _pump(session, reader, writer)
+
+
+def _peer_certificate(ssl_object: ssl.SSLObject | None) -> PeerCertificate | None:
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return None
+    leaf = x509.load_der_x509_certificate(der)
+    chain = [leaf]
+    get_chain = getattr(ssl_object, "get_verified_chain", None)  # Python >= 3.13
+    if get_chain is not None:
+        try:
+            chain = [
+                x509.load_der_x509_certificate(
+                    c if isinstance(c, bytes) else c.public_bytes(ssl.ENCODING_DER)
+                )
+                for c in get_chain()
+            ]
+        except (ValueError, AttributeError, ssl.SSLError):
+            chain = [leaf]
+    return PeerCertificate(leaf, chain)
+
+
+async def _pump(session: MqttSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Feed bytes to the parser and the session, carry out its actions, honour its deadlines."""
+    loop = asyncio.get_running_loop()
+    parser = mqtt.Parser()
+    state = {"reason": None, "latest_send": 0.0}
+
+    def write_now(data: bytes) -> None:
+        if not writer.transport.is_closing():
+            writer.write(data)
+
+    def close_now(reason: str) -> None:
+        if state["reason"] is None:
+            state["reason"] = reason
+        if not writer.transport.is_closing():
+            writer.close()
+
+    def execute(actions: list[Action]) -> None:
+        current = loop.time()
+        for action in actions:
+            if state["reason"] is not None:
+                return
+            if isinstance(action, Send):
+                data = mqtt.encode(action.packet)
+                if action.delay > 0:
+                    state["latest_send"] = max(state["latest_send"], current + action.delay)
+                    loop.call_at(current + action.delay, write_now, data)
+                else:
+                    write_now(data)
+            elif isinstance(action, Close):
+                wait = state["latest_send"] - current
+                if wait > 0:
+                    loop.call_at(state["latest_send"] + 0.01, close_now, action.reason)
+                    state["reason"] = action.reason
+                else:
+                    close_now(action.reason)
+
+    session.sink = execute
+    try:
+        while state["reason"] is None:
+            deadline = session.deadline()
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            try:
+                data = await asyncio.wait_for(reader.read(65536), timeout)
+            except TimeoutError:
+                execute(session.on_timer(time.time()))
+                continue
+            if not data:
+                state["reason"] = state["reason"] or "connection closed by the client"
+                break
+            now = time.time()
+            try:
+                packets = parser.feed(data)
+            except mqtt.MqttProtocolError as error:
+                session.event("protocol error", str(error), now)
+                execute(session.protocol_error(error, now))
+                break
+            for packet in packets:
+                execute(session.handle(packet, now))
+                if state["reason"] is not None:
+                    break
+            if writer.transport.get_write_buffer_size() > 1 << 20:
+                await writer.drain()
+    finally:
+        session.on_closed(state["reason"] or "connection lost", time.time())
+        if state["latest_send"] > loop.time():
+            await asyncio.sleep(state["latest_send"] - loop.time() + 0.02)
+        if not writer.transport.is_closing():
+            writer.close()

@@ -1,0 +1,87 @@
+"""Malformed and truncated MQTT over a real TLS connection: the server closes it and keeps serving."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from iotcprov.emulator import mqtt_codec as mqtt
+
+from tests.emulator.helpers import dps_client, dps_username
+
+VALID_CONNECT = mqtt.encode(mqtt.Connect("fuzz", "scope/registrations/fuzz/api-version=2019-03-31", None))
+
+
+def _open(emulator) -> ssl.SSLSocket:
+    info = emulator.info
+    context = ssl.create_default_context(cafile=info["ca_cert"])
+    raw = socket.create_connection((info["dps"]["address"], info["dps"]["port"]), timeout=5)
+    return context.wrap_socket(raw, server_hostname=info["dps"]["host"])
+
+
+def _server_closes(sock: ssl.SSLSocket) -> bool:
+    sock.settimeout(5)
+    try:
+        while sock.recv(4096):
+            pass
+    except (ConnectionError, ssl.SSLError):
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def _bad_first_byte(data: bytes) -> bool:
+    try:
+        mqtt.check_first_byte(data[0])
+    except mqtt.MqttProtocolError:
+        return True
+    return False
+
+
+malformed = st.one_of(
+    st.binary(min_size=1, max_size=64).filter(_bad_first_byte),
+    # a CONNECT cut anywhere and completed with garbage
+    st.builds(
+        lambda cut: VALID_CONNECT[:cut] + b"\xff" * len(VALID_CONNECT), st.integers(0, len(VALID_CONNECT) - 1)
+    ),
+    st.builds(lambda b: b"\x30\xff\xff\xff\xff" + b, st.binary(max_size=8)),
+    st.just(mqtt.encode(mqtt.Pingreq())),  # well-formed, but not a CONNECT first
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=malformed)
+def test_malformed_first_packets_close_the_connection(emulator, data):
+    sock = _open(emulator)
+    try:
+        sock.sendall(data)
+        assert _server_closes(sock)
+    finally:
+        sock.close()
+
+
+def test_truncated_packet_then_silence_is_closed_after_connect_timeout_or_eof(emulator):
+    sock = _open(emulator)
+    sock.sendall(VALID_CONNECT[:5])
+    sock.close()  # the client vanishes mid-packet: the server must simply forget it
+    client = dps_client(emulator)
+    try:
+        code = client.connect("fuzz", dps_username(emulator, "fuzz"), "SharedAccessSignature sr=x&sig=y&se=1")
+        assert code.return_code == mqtt.REFUSED_NOT_AUTHORIZED  # still serving
+    finally:
+        client.close()
+
+
+def test_protocol_errors_are_logged(emulator):
+    before = len([e for e in emulator.admin.events() if e["kind"] == "protocol error"])
+    sock = _open(emulator)
+    try:
+        sock.sendall(b"\x10\x0c\x00\x04MQIs\x04\x02\x00\x0a\x00\x00")  # a CONNECT for another protocol
+        assert _server_closes(sock)
+    finally:
+        sock.close()
+    errors = [e for e in emulator.admin.events() if e["kind"] == "protocol error"]
+    assert len(errors) == before + 1 and "protocol name" in errors[-1]["reason"]
