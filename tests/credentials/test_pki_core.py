@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from iotcprov.credentials import pki
 
@@ -23,6 +23,22 @@ def ca():
     inter_key = pki.generate_key()
     inter = pki.make_intermediate_ca("Test Intermediate", inter_key, root, root_key, now=NOW)
     return root, root_key, inter, inter_key
+
+
+def forge(issuer, issuer_key, cn, key, ca=False):
+    """Hand-build a certificate pki refuses to make (under a leaf, or a CA below pathlen 0)."""
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, cn)]))
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(minutes=1))
+        .not_valid_after(NOW + dt.timedelta(days=1))
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    return builder.sign(issuer_key, hashes.SHA256())
 
 
 def ext(cert, cls):
@@ -178,6 +194,25 @@ def test_key_encodings_round_trip(key_type):
         pki.load_private_key(encrypted)
     with pytest.raises(pki.PkiError, match="not a PEM or DER private key"):
         pki.load_private_key(b"garbage")
+    # a passphrase offered for a plain key does no harm
+    assert pki.load_private_key(pki.key_to_der(key), b"unused").public_key() == public
+    # encrypted PKCS#8 in DER, as other tools may write it
+    encrypted_der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"correct horse"),
+    )  # fmt: skip
+    assert pki.load_private_key(encrypted_der, b"correct horse").public_key() == public
+    with pytest.raises(pki.PkiError, match="no passphrase"):
+        pki.load_private_key(encrypted_der)
+    with pytest.raises(pki.PkiError, match="wrong passphrase"):
+        pki.load_private_key(encrypted_der, b"battery staple")
+
+
+def test_common_names_longer_than_64_are_refused(ca):
+    _, _, inter, inter_key = ca
+    pki.make_device_cert("d" * 64, pki.generate_key(), inter, inter_key)
+    with pytest.raises(pki.PkiError, match="65 characters.*at most 64"):
+        pki.make_device_cert("d" * 65, pki.generate_key(), inter, inter_key)
 
 
 def test_unknown_key_type():
@@ -200,9 +235,11 @@ def test_verify_chain_accepts_the_path_and_refuses_the_rest(ca):
         pki.verify_chain(leaf, [inter], root, at=NOW + dt.timedelta(days=400))
     with pytest.raises(pki.ChainError, match="not valid before"):
         pki.verify_chain(leaf, [inter], root, at=NOW - dt.timedelta(days=1))
-    # pathlen 0: an intermediate may not sign another CA
+    # pathlen 0: an intermediate may not sign another CA (pki refuses to make one; forge it)
     sub_key = pki.generate_key()
-    sub = pki.make_intermediate_ca("Sub", sub_key, inter, inter_key, now=NOW)
+    with pytest.raises(pki.PkiError, match="pathlen 0"):
+        pki.make_intermediate_ca("Sub", sub_key, inter, inter_key, now=NOW)
+    sub = forge(inter, inter_key, "Sub", sub_key, ca=True)
     deep = pki.make_device_cert("dev-2", pki.generate_key(), sub, sub_key, now=NOW)
     with pytest.raises(pki.ChainError, match="pathlen"):
         pki.verify_chain(deep, [sub, inter], root, at=NOW)
@@ -216,17 +253,7 @@ def test_verify_chain_refuses_a_non_ca_issuer(ca):
     _, _, inter, inter_key = ca
     leaf_key = pki.generate_key()
     leaf = pki.make_device_cert("dev-1", leaf_key, inter, inter_key, now=NOW)
-    # hand-build a certificate "issued" by the leaf, which pki refuses to make
-    forged = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "dev-2")]))
-        .issuer_name(leaf.subject)
-        .public_key(pki.generate_key().public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW - dt.timedelta(minutes=1))
-        .not_valid_after(NOW + dt.timedelta(days=1))
-        .sign(leaf_key, hashes.SHA256())
-    )
+    forged = forge(leaf, leaf_key, "dev-2", pki.generate_key())
     with pytest.raises(pki.ChainError, match="not a CA"):
         pki.verify_chain(forged, [leaf], inter, at=NOW)
 

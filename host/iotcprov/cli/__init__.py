@@ -18,6 +18,7 @@ from iotcprov.errors import IotcprovError
 COMMAND_MODULES = [
     "demo",
     "keys",
+    "certs",
     "emulator",
 ]
 

@@ -39,6 +39,7 @@ INTERMEDIATE_DAYS = 3 * 365
 VERIFICATION_DAYS = 30  # IoT Central checks it once, right after upload
 LEAF_DAYS = 365
 SERVER_DAYS = 365
+CN_MAX = 64  # RFC 5280 ub-common-name; IoT Central device IDs for X.509 must fit in it
 BACKDATE = _dt.timedelta(minutes=5)  # tolerate boards and hosts whose clocks run a little behind
 
 _PEM_CERT_BEGIN = b"-----BEGIN CERTIFICATE-----"
@@ -88,6 +89,8 @@ def _check_days(days: int) -> None:
 def _cn_name(common_name: str) -> x509.Name:
     if not common_name:
         raise PkiError("common name is empty")
+    if len(common_name) > CN_MAX:
+        raise PkiError(f"common name has {len(common_name)} characters; X.509 allows at most {CN_MAX}")
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
@@ -105,7 +108,7 @@ def _builder(
     if issuer_cert is not None:
         end = min(end, issuer_cert.not_valid_after_utc)
         if end <= start:
-            raise PkiError(f"issuer certificate {common_name(issuer_cert)!r} has expired")
+            raise PkiError(f"issuer certificate {_cn(issuer_cert)!r} has expired")
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -145,9 +148,9 @@ def _leaf_usage() -> x509.KeyUsage:
 
 def _check_issuer(issuer_cert: x509.Certificate, issuer_key: PrivateKey) -> None:
     if not is_ca(issuer_cert):
-        raise PkiError(f"issuer certificate {common_name(issuer_cert)!r} is not a CA certificate")
+        raise PkiError(f"issuer certificate {_cn(issuer_cert)!r} is not a CA certificate")
     if not key_matches_cert(issuer_key, issuer_cert):
-        raise PkiError(f"issuer key does not belong to issuer certificate {common_name(issuer_cert)!r}")
+        raise PkiError(f"issuer key does not belong to issuer certificate {_cn(issuer_cert)!r}")
 
 
 def _sign(builder: x509.CertificateBuilder, key: PrivateKey) -> x509.Certificate:
@@ -179,6 +182,12 @@ def make_intermediate_ca(
 ) -> x509.Certificate:
     """An intermediate CA for `key`, signed by the issuer (pathlen 0: it issues leaves only)."""
     _check_issuer(issuer_cert, issuer_key)
+    issuer_path_length = _basic_constraints(issuer_cert).path_length
+    if issuer_path_length is not None and issuer_path_length < 1:
+        raise PkiError(
+            f"issuer certificate {_cn(issuer_cert)!r} has pathlen {issuer_path_length}: "
+            "it may issue device certificates but no further CA"
+        )
     builder = _builder(_cn_name(common_name), issuer_cert.subject, key.public_key(), days, now, issuer_cert)
     builder = (
         _with_aki(builder, issuer_cert)
@@ -308,6 +317,10 @@ def thumbprint_sha256(cert: x509.Certificate) -> str:
 
 def common_name(cert: x509.Certificate) -> str:
     """The subject's first CN, or "" when it has none."""
+    return _cn(cert)
+
+
+def _cn(cert: x509.Certificate) -> str:  # for functions whose `common_name` parameter hides the above
     values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     return str(values[0].value) if values else ""
 
@@ -317,12 +330,16 @@ def issuer_common_name(cert: x509.Certificate) -> str:
     return str(values[0].value) if values else ""
 
 
+def _basic_constraints(cert: x509.Certificate) -> x509.BasicConstraints:
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+    except x509.ExtensionNotFound:
+        return x509.BasicConstraints(ca=False, path_length=None)
+
+
 def is_ca(cert: x509.Certificate) -> bool:
     """True when basicConstraints says CA:TRUE."""
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
-        return False
+    return _basic_constraints(cert).ca
 
 
 def is_self_signed(cert: x509.Certificate) -> bool:
@@ -447,20 +464,33 @@ def is_encrypted_key(data: bytes) -> bool:
     return b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
+class PassphraseNeeded(PkiError):
+    """The private key is encrypted and no passphrase was given."""
+
+
+def _parse_private_key(data: bytes, password: bytes | None) -> object:
+    if b"-----BEGIN" in data:
+        return serialization.load_pem_private_key(data, password=password)
+    return serialization.load_der_private_key(data, password=password)
+
+
 def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey:
-    """An EC or RSA private key from PEM or DER, decrypting with the passphrase when it is encrypted."""
-    pem = b"-----BEGIN" in data
-    if pem and is_encrypted_key(data) and not passphrase:
-        raise PkiError("the private key is encrypted and no passphrase was given")
-    password = passphrase if (pem and is_encrypted_key(data)) else None
+    """An EC or RSA private key from PEM or DER, decrypting with the passphrase when it is encrypted.
+
+    A passphrase given for an unencrypted key is ignored.
+    """
+    password = passphrase or None
     try:
-        if pem:
-            key = serialization.load_pem_private_key(data, password=password)
-        else:
-            key = serialization.load_der_private_key(data, password=None)
-    except TypeError:
-        raise PkiError("the private key is encrypted and no passphrase was given") from None
-    except (ValueError, UnsupportedAlgorithm):
+        try:
+            key = _parse_private_key(data, password)
+        except TypeError:  # a password for a plain key, or none for an encrypted one
+            if password is None:
+                raise PassphraseNeeded("the private key is encrypted and no passphrase was given") from None
+            password = None
+            key = _parse_private_key(data, None)
+    except (ValueError, UnsupportedAlgorithm) as error:
+        if isinstance(error, PkiError):
+            raise
         if password:
             raise PkiError("wrong passphrase, or the private key is damaged") from None
         raise PkiError("not a PEM or DER private key") from None
@@ -478,9 +508,9 @@ class ChainError(PkiError):
 
 def _check_time(cert: x509.Certificate, at: _dt.datetime) -> None:
     if at < cert.not_valid_before_utc:
-        raise ChainError(f"certificate {common_name(cert)!r} is not valid before {cert.not_valid_before_utc}")
+        raise ChainError(f"certificate {_cn(cert)!r} is not valid before {cert.not_valid_before_utc}")
     if at > cert.not_valid_after_utc:
-        raise ChainError(f"certificate {common_name(cert)!r} expired on {cert.not_valid_after_utc}")
+        raise ChainError(f"certificate {_cn(cert)!r} expired on {cert.not_valid_after_utc}")
 
 
 def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -493,20 +523,17 @@ def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
 
 def _check_can_issue(issuer: x509.Certificate, cas_below: int) -> None:
     """`issuer` signs a certificate with `cas_below` CA certificates under it (leaf not counted)."""
-    try:
-        constraints = issuer.extensions.get_extension_for_class(x509.BasicConstraints).value
-    except x509.ExtensionNotFound:
-        constraints = None
-    if constraints is None or not constraints.ca:
-        raise ChainError(f"certificate {common_name(issuer)!r} signs others but is not a CA")
+    constraints = _basic_constraints(issuer)
+    if not constraints.ca:
+        raise ChainError(f"certificate {_cn(issuer)!r} signs others but is not a CA")
     if constraints.path_length is not None and cas_below > constraints.path_length:
-        raise ChainError(f"certificate {common_name(issuer)!r} allows pathlen {constraints.path_length}")
+        raise ChainError(f"certificate {_cn(issuer)!r} allows pathlen {constraints.path_length}")
     try:
         usage = issuer.extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return
     if not usage.key_cert_sign:
-        raise ChainError(f"certificate {common_name(issuer)!r} lacks keyUsage keyCertSign")
+        raise ChainError(f"certificate {_cn(issuer)!r} lacks keyUsage keyCertSign")
 
 
 def verify_chain(
@@ -527,7 +554,7 @@ def verify_chain(
     if leaf == root:
         _check_time(leaf, when)
         if not is_self_signed(leaf):
-            raise ChainError(f"certificate {common_name(leaf)!r} is its own anchor but not self-signed")
+            raise ChainError(f"certificate {_cn(leaf)!r} is its own anchor but not self-signed")
         return [leaf]
     path = [leaf]
     pool = [cert for cert in intermediates if cert != leaf and cert != root]
@@ -542,8 +569,8 @@ def verify_chain(
         issuer = next((cert for cert in pool if _issued_by(current, cert)), None)
         if issuer is None:
             raise ChainError(
-                f"certificate {common_name(current)!r} (issuer {issuer_common_name(current)!r}) "
-                f"does not chain to {common_name(root)!r}"
+                f"certificate {_cn(current)!r} (issuer {issuer_common_name(current)!r}) "
+                f"does not chain to {_cn(root)!r}"
             )
         _check_can_issue(issuer, cas_below)
         pool.remove(issuer)
