@@ -22,7 +22,13 @@ import time
 
 from iotc import VERSION, ConfigError, files, status, unload
 
-STAGE_MODULES = {"wifi": "bringup", "clock": "bringup", "dps": "register", "hub": "session", "online": "session"}
+STAGE_MODULES = {
+    "wifi": "bringup",
+    "clock": "bringup",
+    "dps": "register",
+    "hub": "session",
+    "online": "session",
+}
 
 
 def _network_up():
@@ -31,6 +37,17 @@ def _network_up():
     except ImportError:  # a port with host networking
         return True
     return network.WLAN(network.STA_IF).isconnected()
+
+
+def _load_settings(root):
+    """settings.load(root), with settings.py and config.py unloaded again afterwards."""
+    from iotc import settings
+
+    try:
+        return settings.load(root)
+    finally:
+        unload("settings")
+        unload("config")
 
 
 class Device:
@@ -49,6 +66,7 @@ class Device:
         self.stage = None  # one of STAGE_MODULES, "stopped", or None before start / after stop
         self.sent = 0  # telemetry messages sent this run
         self.link = None  # the open link.Link, if any
+        self.tls = None  # the TLS client context, made at start
         self.renewing = False
         self.uptime_ms = 0
         self.renew_at = self.ping_sent = None
@@ -70,36 +88,45 @@ class Device:
     def start(self):
         """Read and check the configuration. False, after one `config error` line, when the
         board is not provisioned correctly: the caller then returns to the REPL."""
-        # The platform's modules first, while the heap is still in one piece: where they are not
-        # frozen into the firmware (the virtual board compiles its stand-ins from source) they
-        # are large, and loading them later would find only fragments.
-        for name in ("network", "ntptime", "umqtt.simple", "tls"):
+        # One TLS context serves every connection (same roots, same client certificate). It is a
+        # single block of about 3 KB, so it is made first, while the heap is in one piece; then
+        # the platform's modules, which are large where they are not frozen into the firmware
+        # (the virtual board compiles its stand-ins from source).
+        from iotc.link import tls_context
+
+        ctx = tls_context()
+        for name in ("network", "ntptime"):
             try:
                 __import__(name)
             except ImportError:
                 pass
-        from iotc import settings
-
         try:
-            s = settings.load(self.root)
+            s = _load_settings(self.root)
         except ConfigError as e:
             status.emit("config error", "file", e.file, reason=e.args[0])
             return False
         except ValueError:  # e.g. a file that is not UTF-8 text
             status.emit("config error", reason="unreadable configuration; re-provision the board")
             return False
-        finally:
-            unload("settings")
-            unload("config")
         from iotc.policy import State
 
         self.settings = s
         self.policy = State()
         unload("policy")
         gc.collect()
+        from iotc import credentials
+
+        try:
+            credentials.load_trust(ctx, s)
+        except (OSError, ValueError) as e:  # a root or key that mbedTLS cannot parse
+            status.emit("config error", "file", s.dir, reason="TLS refused the roots or key (%s)" % e)
+            return False
+        finally:
+            unload("credentials")
+        self.tls = ctx
         status.emit(
             "boot", "version", VERSION, "device", s.device_id, "auth", s.auth, "identity", s.folder,
-            "cache", s.cache_state, "free", gc.mem_free(), "alloc", gc.mem_alloc(),
+            "cache", s.cache_state, "free", gc.mem_free(),
         )  # fmt: skip
         self.go(("wifi", 0, None, False))
         return True
@@ -226,7 +253,6 @@ class Device:
             unload(module.__name__[5:])
             if module.__name__ == "iotc.register":
                 unload("dps")
-                unload("incoming")
             module = None
         gc.collect()
         module = __import__("iotc." + name, None, None, ("step",))
@@ -234,11 +260,20 @@ class Device:
         return module
 
     def _recover(self, error):
+        """After a fault of ours (or MemoryError): report it, then retry the stage later."""
         self.close(False)
         stage = self.stage
         status.emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
         stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
-        self.go(self.decide("network_failed", stage, "error"))
+        self._stage_module = None  # drop whatever stage code is loaded: the retry reloads it
+        for name in ("bringup", "register", "dps", "session", "credentials", "policy"):
+            unload(name)
+        gc.collect()
+        try:
+            decision = self.decide("network_failed", stage, "error")
+        except MemoryError:
+            decision = (stage, 10000, "error", False)
+        self.go(decision)
 
 
 def main(root=files.ROOT):

@@ -74,7 +74,7 @@ def _file_name(value, field):
     return value
 
 
-def options(doc, into=None):
+def options(doc=None, into=None):
     """The tunable timings of identity.json's "options" (defaults for what is absent); unknown
     names are ignored so newer hosts can add options."""
     if doc is None:
@@ -139,7 +139,9 @@ def identity(doc, folder):
         record.cert = None
         record.key = _file_name(doc.get("key", "device.key"), "key")
     # What an assignment depends on: a change in any of these means DPS again.
-    record.cache_key = "|".join((record.fingerprint, record.id_scope, record.device_id, record.dps_host, folder))
+    record.cache_key = "|".join(
+        (record.fingerprint, record.id_scope, record.device_id, record.dps_host, folder)
+    )
     options(doc.get("options"), record)
     return record
 

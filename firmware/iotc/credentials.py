@@ -1,9 +1,9 @@
-# What a connection presents: the CONNECT password (a fresh SAS token, or empty for X.509) and
-# a TLS context that verifies the server against the identity's roots. Loaded for a connect
-# and unloaded after it; the token goes straight to the client and is never kept or printed.
+# What a connection presents: the CONNECT password (a fresh SAS token, or empty for X.509), and
+# the trust the TLS context carries (the identity's roots; its certificate and key for X.509).
+# Loaded when needed and unloaded after; a token goes straight to the client, never kept or printed.
 
 from iotc import clock, files
-from iotc.link import tls_context
+from iotc.link import trust
 
 
 def password(s, hub_host=None):
@@ -21,9 +21,10 @@ def password(s, hub_host=None):
     return sas.hub_token(files.device_key(s), hub_host, s.assigned_id, expiry), expiry
 
 
-def tls(s):
-    """A fresh client context: the identity's roots, plus its certificate and key for X.509."""
+def load_trust(ctx, s):
+    """Give the TLS context `ctx` the identity's roots, plus its certificate and key for X.509."""
     if s.auth == "sas":
-        return tls_context(files.roots(s))
-    cert, key = files.client_cert(s)
-    return tls_context(files.roots(s), cert, key)
+        trust(ctx, files.roots(s))
+    else:
+        cert, key = files.client_cert(s)
+        trust(ctx, files.roots(s), cert, key)

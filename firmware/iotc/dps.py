@@ -4,7 +4,6 @@
 import json
 
 from iotc import VERSION
-from iotc.incoming import parse_query
 from iotc.sas import quote
 
 API_VERSION = "2019-03-31"
@@ -47,6 +46,14 @@ def _to_int(text):
         return None
 
 
+def _query_value(query, name):
+    """The value of `name` in 'a=1&b=2', or None."""
+    for part in query.split("&"):
+        if part.startswith(name + "="):
+            return part[len(name) + 1 :]
+    return None
+
+
 def parse_response_topic(topic):
     """'$dps/registrations/res/{status}/?$rid={rid}[&retry-after={s}]' -> (status, rid, retry_after),
     or None for any other topic. rid and retry_after are None when absent or malformed."""
@@ -59,15 +66,15 @@ def parse_response_topic(topic):
     status = _to_int(rest[:cut])
     if status is None:
         return None
-    fields = parse_query(rest[cut + 2 :])
-    retry_after = _to_int(fields.get("retry-after"))
+    query = rest[cut + 2 :]
+    retry_after = _to_int(_query_value(query, "retry-after"))
     if retry_after is not None and retry_after < 0:
         retry_after = None
-    return status, _to_int(fields.get("$rid")), retry_after
+    return status, _to_int(_query_value(query, "$rid")), retry_after
 
 
 def assignment_doc(s, hub, device_id):
-    """What /iotc/assignment.json holds after an assignment (config.cached_assignment reads it)."""
+    """What /iotc-data/assignment.json holds after an assignment (config.cached_assignment reads it)."""
     return {"format": 1, "hub": hub, "device_id": device_id, "identity": s.cache_key}
 
 

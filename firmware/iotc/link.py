@@ -9,19 +9,24 @@ import time
 from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException re-exported)
 
 
-def tls_context(roots, cert=None, key=None):
-    """A client context that always verifies the server against `roots` (DER, one per call)."""
+def tls_context():
+    """A client context that always verifies the server (roots added with trust())."""
     try:
         import tls
     except ImportError:  # MicroPython before 1.23 called it ssl
         import ssl as tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     ctx.verify_mode = tls.CERT_REQUIRED
+    return ctx
+
+
+def trust(ctx, roots, cert=None, key=None):
+    """Add the roots (DER, one per call: the unix port cannot parse PEM bundles) and, for
+    X.509, the client certificate (PEM may carry the chain) and its key."""
     for der in roots:
         ctx.load_verify_locations(der)  # tls takes cadata positionally (ssl's wrapper: cadata=)
     if cert is not None:
         ctx.load_cert_chain(cert, key)
-    return ctx
 
 
 class _Client(MQTTClient):

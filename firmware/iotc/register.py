@@ -18,15 +18,17 @@ def step(device):
 
     s = device.settings
     password = credentials.password(s)[0]
-    ctx = credentials.tls(s)
     unload("credentials")
     gc.collect()
-    outcome, detail = run(s, password, ctx)
-    del password, ctx
+    outcome, detail = run(s, password, device.tls)
+    del password
+    unload("dps")  # the answer is plain values by now; make room for the policy
+    gc.collect()
     if outcome == "answer":
-        if detail.kind == dps.ASSIGNED:
-            s.hub, s.assigned_id = detail.hub, detail.device_id
-        decision = device.decide("dps_answer", detail.kind, detail.status, detail.retry_after)
+        kind, status_code, retry_after, hub, device_id = detail
+        if kind == "assigned":
+            s.hub, s.assigned_id = hub, device_id
+        decision = device.decide("dps_answer", kind, status_code, retry_after)
     elif outcome == "refused":
         decision = device.decide("dps_refused", detail)
     else:
@@ -35,8 +37,9 @@ def step(device):
 
 
 def run(s, password, ctx):
-    """Register the identity `s` with DPS. Returns ("answer", dps.Answer) for any final answer,
-    ("refused", connack code) or ("failed", reason) when the connection did not get that far."""
+    """Register the identity `s` with DPS. Returns ("answer", (kind, status, retry_after, hub,
+    device_id)) for any final answer (see dps.Answer), ("refused", connack code) or ("failed",
+    reason) when the connection did not get that far."""
     status.emit("dps registering", "host", s.dps_host, "scope", s.id_scope, "device", s.device_id)
     inbox = []
     link = Link(
@@ -70,7 +73,7 @@ def run(s, password, ctx):
             "dps failed", "status", answer.status, "result", answer.kind, "code", answer.error_code,
             "retry_after", answer.retry_after, reason=answer.message,
         )  # fmt: skip
-    return "answer", answer
+    return "answer", (answer.kind, answer.status, answer.retry_after, answer.hub, answer.device_id)
 
 
 def _exchange(s, link, inbox):
