@@ -1,13 +1,24 @@
 VERSION = "0.1.0"
 
 
-class ConfigError(Exception):
-    """A setting that cannot work; the message names the field and the fix, never a secret.
-    `file` is the on-board file at fault, when known."""
+def _preload():
+    """Import the platform modules the firmware uses before any of its own code. Where they are
+    not frozen into the firmware (the virtual board compiles its stand-ins from source, a user
+    may install umqtt as .py) compiling them needs large blocks, which only an unfragmented heap
+    still has. Elsewhere (CPython) they are simply absent."""
+    for name in ("umqtt.simple", "network", "ntptime"):
+        try:
+            __import__(name)
+        except ImportError:
+            pass
 
-    def __init__(self, message, file=None):
-        super().__init__(message)
-        self.file = file
+
+_preload()
+
+
+class ConfigError(Exception):
+    """A setting that cannot work: args = (message naming the field and the fix, the on-board
+    file at fault or None). Never carries a secret."""
 
 
 def unload(name):

@@ -20,7 +20,7 @@
 import gc
 import time
 
-from iotc import VERSION, ConfigError, files, status, unload
+from iotc import files, status, unload
 
 STAGE_MODULES = {
     "wifi": "bringup",
@@ -37,17 +37,6 @@ def _network_up():
     except ImportError:  # a port with host networking
         return True
     return network.WLAN(network.STA_IF).isconnected()
-
-
-def _load_settings(root):
-    """settings.load(root), with settings.py and config.py unloaded again afterwards."""
-    from iotc import settings
-
-    try:
-        return settings.load(root)
-    finally:
-        unload("settings")
-        unload("config")
 
 
 class Device:
@@ -88,53 +77,26 @@ class Device:
     def start(self):
         """Read and check the configuration. False, after one `config error` line, when the
         board is not provisioned correctly: the caller then returns to the REPL."""
-        # One TLS context serves every connection (same roots, same client certificate). It is a
-        # single block of about 3 KB, so it is made first, while the heap is in one piece; then
-        # the platform's modules, which are large where they are not frozen into the firmware
-        # (the virtual board compiles its stand-ins from source).
-        from iotc.link import tls_context
-
-        ctx = tls_context()
-        for name in ("network", "ntptime"):
-            try:
-                __import__(name)
-            except ImportError:
-                pass
-        try:
-            s = _load_settings(self.root)
-        except ConfigError as e:
-            status.emit("config error", "file", e.file, reason=e.args[0])
-            return False
-        except ValueError:  # e.g. a file that is not UTF-8 text
-            status.emit("config error", reason="unreadable configuration; re-provision the board")
-            return False
-        from iotc.policy import State
-
-        self.settings = s
-        self.policy = State()
-        unload("policy")
-        gc.collect()
-        from iotc import credentials
+        from iotc import settings
 
         try:
-            credentials.load_trust(ctx, s)
-        except (OSError, ValueError) as e:  # a root or key that mbedTLS cannot parse
-            status.emit("config error", "file", s.dir, reason="TLS refused the roots or key (%s)" % e)
-            return False
+            ready = settings.prepare(self)
         finally:
-            unload("credentials")
-        self.tls = ctx
-        status.emit(
-            "boot", "version", VERSION, "device", s.device_id, "auth", s.auth, "identity", s.folder,
-            "cache", s.cache_state, "free", gc.mem_free(),
-        )  # fmt: skip
-        self.go(("wifi", 0, None, False))
-        return True
+            for name in ("settings", "config", "credentials", "policy", "sas"):
+                unload(name)
+            gc.collect()
+        if ready:
+            self.go(("wifi", 0, None, False))
+        return ready
 
     def run(self):
         """Start (unless started) and keep the device online until stop()."""
-        if self.stage is None and not self.start():
-            return False
+        while self.stage is None:
+            try:
+                if not self.start():
+                    return False
+            except MemoryError:  # not even start-up fits now: say so, wait, try again
+                self._recover_start()
         try:
             while self.stage is not None:
                 try:
@@ -253,11 +215,19 @@ class Device:
             unload(module.__name__[5:])
             if module.__name__ == "iotc.register":
                 unload("dps")
+                unload("sas")
             module = None
         gc.collect()
         module = __import__("iotc." + name, None, None, ("step",))
         self._stage_module = module
         return module
+
+    def _recover_start(self):
+        for name in ("settings", "config", "credentials", "policy", "sas", "link"):
+            unload(name)
+        gc.collect()
+        status.emit("error", "stage", "start", reason="MemoryError; retrying in 10 s")
+        self.pause(10000)
 
     def _recover(self, error):
         """After a fault of ours (or MemoryError): report it, then retry the stage later."""

@@ -1,9 +1,9 @@
 # IoT Hub over MQTT, what the device sends: CONNECT user name, telemetry, twin and direct-method
 # response topics (protocol spec section 2). Parsing what the hub sends is in incoming.py.
-# Pure: no sockets, no clock.
+# Pure: no sockets, no clock. sas.quote is imported where needed, so the session need not keep
+# sas.py loaded between token renewals.
 
 from iotc import VERSION
-from iotc.sas import quote
 
 API_VERSION = "2021-04-12"
 JSON_BAG = "$.ct=application%2Fjson&$.ce=utf-8"  # IoT Central needs both on telemetry
@@ -14,6 +14,8 @@ METHODS_SUBSCRIBE = "$iothub/methods/POST/#"
 
 
 def username(hub, device_id, model_id=None):
+    from iotc.sas import quote
+
     name = hub + "/" + device_id + "/?api-version=" + API_VERSION
     if model_id:
         name += "&model-id=" + quote(model_id)
@@ -22,6 +24,8 @@ def username(hub, device_id, model_id=None):
 
 def encode_bag(properties):
     """[(name, value), ...] or a dict -> url-encoded 'k=v&k=v'."""
+    from iotc.sas import quote
+
     items = properties.items() if isinstance(properties, dict) else properties
     return "&".join(quote(str(name)) + "=" + quote(str(value)) for name, value in items)
 
@@ -30,6 +34,8 @@ def telemetry_topic(device_id, properties=None, component=None):
     """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers, $.sub and user properties."""
     topic = "devices/" + device_id + "/messages/events/" + JSON_BAG
     if component:
+        from iotc.sas import quote
+
         topic += "&$.sub=" + quote(component)
     if properties:
         topic += "&" + encode_bag(properties)

@@ -52,6 +52,9 @@ class Link:
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.
     Errors are umqtt's: OSError (socket, TLS, timeout), MQTTException(code), IndexError."""
 
+    packets_out = 0  # MQTT packets sent and received by all links since boot (for benchmarks)
+    packets_in = 0
+
     def __init__(self, host, port, client_id, user, password, ctx, on_message, keepalive, timeout_s):
         self._client = _Client(
             client_id, host, port=port, user=user, password=password, keepalive=keepalive, ssl=ctx
@@ -71,21 +74,28 @@ class Link:
         except BaseException:
             self.close(polite=False)
             raise
+        Link.packets_out += 1
+        Link.packets_in += 1
         self.last_rx = self.last_tx = time.ticks_ms()
         return present
 
     def subscribe(self, topic, qos=1):
         self._client.subscribe(topic, qos)
+        Link.packets_out += 1
+        Link.packets_in += 1
         self.last_rx = self.last_tx = time.ticks_ms()
 
     def publish(self, topic, payload, qos=0):
         self._client.publish(topic, payload, qos=qos)
+        Link.packets_out += 1
         self.last_tx = time.ticks_ms()
         if qos:
+            Link.packets_in += 1
             self.last_rx = self.last_tx
 
     def ping(self):
         self._client.ping()
+        Link.packets_out += 1
         self.last_tx = time.ticks_ms()
 
     def wait(self, ms):
@@ -98,6 +108,7 @@ class Link:
         if op is not None and op & 0xF0 != 0x30:
             # An acknowledgement nobody waits for (umqtt leaves its body unread): skip it.
             client.sock.read(client.sock.read(1)[0])
+        Link.packets_in += 1
         self.last_rx = time.ticks_ms()
         return True
 
@@ -108,6 +119,7 @@ class Link:
         try:
             if polite:
                 client.disconnect()
+                Link.packets_out += 1
         except Exception:
             pass
         try:

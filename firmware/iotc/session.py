@@ -37,13 +37,15 @@ def connect(device):
     if not renewing:
         status.emit("hub connecting", "host", s.hub, "device", s.assigned_id)
     password, expiry = credentials.password(s, s.hub)
+    user = hub.username(s.hub, s.assigned_id, s.model_id)
     unload("credentials")
+    unload("sas")  # until the next token
     gc.collect()
     link = Link(
-        s.hub, s.hub_port, s.assigned_id, hub.username(s.hub, s.assigned_id, s.model_id), password,
-        device.tls, lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
+        s.hub, s.hub_port, s.assigned_id, user, password, device.tls,
+        lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
     )  # fmt: skip
-    del password
+    del password, user
     try:
         link.connect(False, s.connect_timeout)  # keep the session: queued C2D survives
         device.link = link
