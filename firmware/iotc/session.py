@@ -103,7 +103,11 @@ def serve(device):
         return
     if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
         device.next_telemetry = time.ticks_add(now, s.telemetry_interval * 1000)
-        values = device.telemetry() if device.telemetry else readings(device)
+        try:
+            values = device.telemetry() if device.telemetry else readings(device)
+        except Exception as e:  # the application's callback failed: skip this round, stay online
+            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
+            values = None
         if values and not send_telemetry(device, values):
             return
     wait(device, until_due(device))

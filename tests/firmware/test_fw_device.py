@@ -230,3 +230,33 @@ def test_full_flow_in_a_limited_heap(tmp_path, emu):
     assert "MemoryError" not in output and "iotc: error" not in output
     assert "dps assigned" in output
     assert len(emu.admin.telemetry("heap-dev")) >= 10
+
+
+USER_MAIN = """\
+from iotc.app import Device
+
+calls = []
+
+
+def readings():
+    calls.append(1)
+    if len(calls) == 2:
+        raise ValueError("sensor not ready")
+    return {"temperature": 20 + len(calls)}
+
+
+Device(telemetry=readings).run()
+"""
+
+
+def test_a_users_main_sends_its_own_telemetry_and_survives_its_errors(tmp_path, emu):
+    identity = sas_group_identity(emu, "user-group", "user-dev", telemetry_interval=1)
+    board_dir = provisioned_board_dir(tmp_path, emu, identity)
+    (board_dir / "main.py").write_text(USER_MAIN)
+    with VirtualBoard(directory=board_dir) as board:
+        board.wait_for_output(r"iotc: error stage=telemetry reason=ValueError sensor not ready")
+        board.wait_for_output(r"iotc: telemetry sent n=3\b", timeout=20)
+        output = board.output()
+    assert "hub disconnected" not in output
+    bodies = [json.loads(m["body"]) for m in emu.admin.telemetry("user-dev")]
+    assert [b["temperature"] for b in bodies[:3]] == [21, 23, 24]
