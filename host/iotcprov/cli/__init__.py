@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "keys",
     "certs",
     "emulator",
+    "virtual_board",
 ]
 
 

@@ -1,0 +1,51 @@
+"""`iotcprov virtual-board`: an ESP32 with stock MicroPython, offline, on a pty."""
+
+import argparse
+
+from iotcprov.virtual_board.service import RunningBoard, serve
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "virtual-board",
+        help="run a virtual ESP32 (MicroPython unix port behind a pty) until Ctrl-C",
+        description=(
+            "Start a virtual board and print its port (a symlink to a pty) as the first line. "
+            "mpremote, pyserial and esptool's serial layer open it like a USB-UART. "
+            "Runs until SIGINT or SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--dir", metavar="DIR", help="the board's filesystem '/' (default: a new temporary folder)"
+    )
+    parser.add_argument("--mac", metavar="AA:BB:CC:DD:EE:FF", help="machine.unique_id() and the Wi-Fi MAC")
+    parser.add_argument(
+        "--baud", type=int, default=115200, metavar="N",
+        help="throttle the serial bridge to this UART speed (default 115200; 0 = unthrottled)",
+    )
+    parser.add_argument(
+        "--heap", metavar="SIZE", help="MicroPython heap size, e.g. 64K (passed as -X heapsize=)"
+    )
+    parser.add_argument(
+        "--state", metavar="DIR",
+        help="folder for the port link, faults.json and console.log (default: a new temporary folder)",
+    )
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="NAME[=VALUE]",
+        help="inject a fault from boot: wifi_fail=N|always, ntp_fail=N|always, clock_unset (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    serve(args.dir, args.mac, args.baud, args.heap, args.state, args.fault, announce=_announce)
+    return 0
+
+
+def _announce(board: RunningBoard) -> None:
+    print(board.port, flush=True)  # the first line: scripts read the port from it
+    temporary = " (temporary, removed on exit)" if board.temporary_directory else ""
+    print(f"board folder: {board.directory}{temporary}")
+    print(f"state folder: {board.state_directory} (faults.json, console.log)")
+    print(f"mac: {board.mac}  baud: {board.baud or 'unthrottled'}")
+    print("running; stop with Ctrl-C", flush=True)

@@ -1,0 +1,204 @@
+# Shared state of the virtual board's stand-ins: configuration from the supervisor, the state folder
+# (faults, clock), and events for the supervisor. Events are escape sequences on the console that
+# the supervisor strips before anyone sees them.
+import gc
+import json
+import sys
+import time as _time
+
+import vfs
+
+EPOCH_2000_NS = 946684800 * 1000000000
+_NS = 1000000000
+
+config = {}
+_host = None  # a VfsPosix over the host's '/', for the state folder and the os.rename fix
+_root = None  # the VfsPosix mounted as the board's '/'
+_faults_key = None
+_faults = {}
+_clock_offset_ns = None  # board clock minus host clock, once something has set the clock
+
+
+def setup(cfg, root):
+    global config, _host, _root, _clock_offset_ns
+    config = cfg
+    _root = root
+    _host = vfs.VfsPosix()
+    clock = read_json("clock.json")
+    if clock is not None:
+        _clock_offset_ns = clock["offset_ns"]
+    import _vb_machine
+    import _vb_os
+    import _vb_time
+
+    sys.modules["os"] = sys.modules["uos"] = _vb_os
+    sys.modules["time"] = sys.modules["utime"] = _vb_time
+    sys.modules["machine"] = sys.modules["umachine"] = _vb_machine
+
+
+def event(name):
+    sys.stdout.write("\x1b_vb:" + name + "\x1b\\")
+
+
+def halt(name):
+    # Ask the supervisor to reset the board, then wait for it to do so.
+    event(name)
+    while True:
+        _time.sleep(1)
+
+
+def _run(name, main_globals):
+    # As pyexec_file: True when the file is absent or ran to the end.
+    try:
+        with open(name) as f:
+            source = f.read()
+    except OSError:
+        return True
+    try:
+        code = compile(source, name, "exec")
+        source = None
+        exec(code, main_globals)
+        return True
+    except SystemExit:
+        halt("soft")  # sys.exit() in boot.py/main.py: a soft reset on an ESP32
+    except BaseException as e:  # noqa: B036 - a board prints KeyboardInterrupt too and goes on
+        print_exception(e)
+        return False
+
+
+def print_exception(e):
+    # As a board prints it: without the frames of the virtual board's own files.
+    import io
+
+    buffer = io.StringIO()
+    sys.print_exception(e, buffer)
+    for line in buffer.getvalue().split("\n"):
+        if line and '"/.vboard/' not in line:
+            sys.stdout.write(line + "\n")
+
+
+def _announce(name):
+    # A Ctrl-C that lands here, between the user's scripts, interrupts nothing: say it again.
+    while True:
+        try:
+            event(name)
+            return
+        except KeyboardInterrupt:
+            pass
+
+
+def boot(main_globals):
+    _announce("ready")  # from here the supervisor passes client input (and so Ctrl-C) through
+    try:
+        if _run("boot.py", main_globals) and config["main"]:
+            _run("main.py", main_globals)
+        gc.collect()
+    except KeyboardInterrupt:
+        pass
+    _announce("booted")  # the supervisor holds input again until the REPL prompt
+
+
+# --- host files ------------------------------------------------------------------------------
+
+
+def _state_path(name):
+    return config["state"] + "/" + name
+
+
+def read_json(name):
+    try:
+        with _host.open(_state_path(name), "r") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(name, value):
+    temp = _state_path(name + ".tmp")
+    with _host.open(temp, "w") as f:
+        f.write(json.dumps(value))
+    _host.rename(temp, _state_path(name))
+
+
+def host_rename(old, new):
+    # VfsPosix with a root folder renames to the wrong path (micropython#7389): use host paths.
+    root = config["root"]
+    _host.rename(root + old, root + new)
+
+
+def root_vfs():
+    return _root
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+def faults():
+    # Cached by (inode, size, mtime): cheap enough for every time.time().
+    global _faults_key, _faults
+    try:
+        st = _host.stat(_state_path("faults.json"))
+    except OSError:
+        return {}
+    key = (st[1], st[6], st[8])
+    if key != _faults_key:
+        _faults = read_json("faults.json") or {}
+        _faults_key = key
+    return _faults
+
+
+def fault_active(name):
+    # A "count" fault (wifi_fail, ntp_fail) fails the next N attempts, or every attempt if "always".
+    current = read_json("faults.json") or {}
+    limit = current.get(name)
+    if not limit:
+        return False
+    if limit == "always":
+        return True
+    counts = read_json("fault-counts.json") or {}
+    if counts.get("generation") != current.get("generation"):
+        counts = {"generation": current.get("generation")}
+    used = counts.get(name, 0)
+    if used >= limit:
+        return False
+    counts[name] = used + 1
+    write_json("fault-counts.json", counts)
+    return True
+
+
+# --- clock -----------------------------------------------------------------------------------
+
+
+def host_now_ns():
+    return _time.time_ns()
+
+
+def now_ns():
+    host = _time.time_ns()
+    if _clock_offset_ns is not None:
+        return host + _clock_offset_ns
+    if faults().get("clock_unset"):
+        return EPOCH_2000_NS + host - config["power_on_ns"]
+    return host
+
+
+def set_now_ns(board_ns):
+    global _clock_offset_ns
+    _clock_offset_ns = board_ns - _time.time_ns()
+    write_json("clock.json", {"offset_ns": _clock_offset_ns})
+
+
+def clock_from_host():
+    # What a successful NTP sync does: the board clock becomes true time.
+    set_now_ns(_time.time_ns())
+
+
+def seconds_from_utc(year, month, day, hour=0, minute=0, second=0):
+    # Days from the civil date (proleptic Gregorian), as an ESP32's mktime: the tuple is UTC.
+    y = year - (1 if month <= 2 else 0)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    days = era * 146097 + doe - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
