@@ -137,7 +137,7 @@ def _section(parser: argparse.ArgumentParser, summary: str) -> list[str]:
             flag = f"`{names} {value}`" if value else f"`{names}`"
             text = _help(action)
             if action.required and action.option_strings:
-                text = "required; " + text
+                text = f"required; {text}" if text else "required"
             lines.append(f"| {_cell(flag)} | {_cell(text)} |")
         lines.append("")
     return lines

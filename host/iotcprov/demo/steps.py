@@ -25,6 +25,7 @@ HUB_TIMEOUT = 20.0
 TELEMETRY_TIMEOUT = 15.0
 PROPERTY_TIMEOUT = 15.0
 COMMAND_TIMEOUT = 15.0
+SUBSCRIBE_TIMEOUT = 5.0
 
 TELEMETRY_INTERVAL = 2  # seconds: the board's telemetry_interval option, short for the demo
 WIFI_SSID = "demo-lab"
@@ -231,9 +232,22 @@ def await_telemetry(ctx: DemoContext) -> None:
     )  # fmt: skip
 
 
+def _poll(check, timeout: float):
+    """check() until it returns something truthy or `timeout` passes (then its last answer).
+    The emulator's admin API has no push for twins and subscriptions, so the demo asks again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
 def _require_subscription(ctx: DemoContext, topic: str, what: str) -> None:
-    subscriptions = ctx.admin.device(ctx.device_id)["subscriptions"]
-    if topic not in subscriptions:
+    """The device subscribes right after connecting; give it a moment, then say what is missing."""
+    subscribed = _poll(lambda: topic in ctx.admin.device(ctx.device_id)["subscriptions"], SUBSCRIBE_TIMEOUT)
+    if not subscribed:
+        subscriptions = ctx.admin.device(ctx.device_id)["subscriptions"]
         raise OperationError(
             f"the firmware did not subscribe to {what} ({topic}); subscribed: {subscriptions or 'nothing'}"
         )
@@ -248,17 +262,17 @@ def acknowledge_property(ctx: DemoContext) -> None:
         f"operator sets writable property {PROPERTY_NAME} = {PROPERTY_VALUE} ($version {version})",
         name=PROPERTY_NAME, value=PROPERTY_VALUE, version=version,
     )  # fmt: skip
-    deadline = time.monotonic() + PROPERTY_TIMEOUT
-    while True:
+
+    def acknowledged() -> dict | None:
         reported = ctx.admin.device(ctx.device_id)["twin"]["reported"].get(PROPERTY_NAME)
-        if isinstance(reported, dict) and reported.get("av") == version:
-            break
-        if time.monotonic() > deadline:
-            raise OperationError(
-                f"no acknowledgement of {PROPERTY_NAME} ($version {version}) in the reported twin "
-                f"within {PROPERTY_TIMEOUT:g} s"
-            )
-        time.sleep(0.2)  # polling the emulator's twin: it has no push to the admin API
+        return reported if isinstance(reported, dict) and reported.get("av") == version else None
+
+    reported = _poll(acknowledged, PROPERTY_TIMEOUT)
+    if not reported:
+        raise OperationError(
+            f"no acknowledgement of {PROPERTY_NAME} ($version {version}) in the reported twin "
+            f"within {PROPERTY_TIMEOUT:g} s"
+        )
     ctx.moments["property"] = ctx.timeline.elapsed()
     ack = {k: reported.get(k) for k in ("value", "ac", "av", "ad")}
     ctx.facts.update(property={"name": PROPERTY_NAME, **ack})
