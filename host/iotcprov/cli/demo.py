@@ -69,6 +69,7 @@ def _summary_rows(summary: DemoSummary) -> list[tuple[str, str]]:
         ("credential", summary.fingerprint),
         ("DPS", f"{summary.dps}  ID scope {summary.id_scope}"),
         ("IoT Hub", f"{summary.hub}  ({summary.hub_endpoint})"),
+        ("model", summary.model_id or "none announced"),
         ("firmware", f"{summary.firmware} as {summary.bytecode}"),
         ("telemetry", f"{summary.telemetry_messages} messages received; first {first}"),
         ("property", f"{prop.get('name')} = {prop.get('value')} acknowledged "
@@ -151,7 +152,8 @@ class _RichPrinter(_Printer):
             text = Text("│ " + event.text, style="red" if failed else ("green" if status else "dim"))
         else:
             text = Text(event.text, style="bold" if event.milestone else "")
-        row.add_row(f"{event.seconds:.1f}s", event.source, "✓" if event.milestone else "", event.step, text)
+        step = "" if event.source == BOARD else event.step  # the board's lines speak for themselves
+        row.add_row(f"{event.seconds:.1f}s", event.source, "✓" if event.milestone else "", step, text)
         self.console.print(row)
 
     def summary(self, summary: DemoSummary) -> None:

@@ -46,6 +46,7 @@ class DemoSummary:
     hub: str  # the assigned hub's host name
     hub_endpoint: str  # host:port the board connected to
     fingerprint: str  # of the device credential (sha256:... or the certificate thumbprint)
+    model_id: str | None  # the model the device announced (IoT Central picks the template by it)
     firmware: str | None
     bytecode: str
     telemetry_messages: int  # received by the hub
@@ -133,6 +134,7 @@ def run_demo(options: DemoOptions, on_event: Callable[[DemoEvent], None] | None 
         hub=facts["hub"],
         hub_endpoint=facts["hub_endpoint"],
         fingerprint=facts["fingerprint"],
+        model_id=facts.get("model_id"),
         firmware=facts.get("firmware"),
         bytecode=facts.get("bytecode", ""),
         telemetry_messages=telemetry_messages,

@@ -203,6 +203,8 @@ def await_hub(ctx: DemoContext) -> None:
     if not record["connected"]:
         raise OperationError(f"the board says it is connected, but the hub has no session of {ctx.device_id}")
     ctx.moments["hub"] = ctx.timeline.elapsed()
+    ctx.facts.update(model_id=record["model_id"])
+    model = f", model {record['model_id']}" if record["model_id"] else ""
     expires = status.fields.get("expires")
     how = (
         f"SAS token valid for {(int(expires) - time.time()) / 60:.0f} min"
@@ -210,8 +212,8 @@ def await_hub(ctx: DemoContext) -> None:
         else "X.509 client certificate"
     )
     ctx.emit(
-        CLOUD, "hub", f"IoT Hub session open for {ctx.device_id} ({how})",
-        milestone=True, hub_connections=record["hub_connections"],
+        CLOUD, "hub", f"IoT Hub session open for {ctx.device_id} ({how}{model})",
+        milestone=True, hub_connections=record["hub_connections"], model_id=record["model_id"],
     )  # fmt: skip
 
 
