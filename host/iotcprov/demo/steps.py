@@ -28,6 +28,7 @@ COMMAND_TIMEOUT = 15.0
 SUBSCRIBE_TIMEOUT = 5.0
 
 TELEMETRY_INTERVAL = 2  # seconds: the board's telemetry_interval option, short for the demo
+READINGS_AFTER_PROPERTY = 2  # telemetry messages shown between the property and the command
 WIFI_SSID = "demo-lab"
 DESIRED_TOPIC = "$iothub/twin/PATCH/properties/desired/#"
 METHODS_TOPIC = "$iothub/methods/POST/#"
@@ -217,21 +218,34 @@ def await_hub(ctx: DemoContext) -> None:
     )  # fmt: skip
 
 
-def await_telemetry(ctx: DemoContext) -> None:
-    messages = ctx.admin.telemetry(ctx.device_id, wait=TELEMETRY_TIMEOUT)
+def _next_telemetry(ctx: DemoContext, step: str, milestone: bool) -> dict:
+    """Wait for the next telemetry message the hub stored, and show it."""
+    after = ctx.facts.get("last_telemetry_id")
+    messages = ctx.admin.telemetry(ctx.device_id, wait=TELEMETRY_TIMEOUT, after=after, limit=1)
     if not messages:
         raise OperationError(f"no telemetry reached the hub within {TELEMETRY_TIMEOUT:g} s")
-    first = messages[0]
-    ctx.moments["telemetry"] = ctx.timeline.elapsed()
+    message = messages[0]
+    ctx.facts["last_telemetry_id"] = message["id"]
     try:
-        body = json.loads(first["body"])
+        body = json.loads(message["body"])
     except (TypeError, ValueError):
-        body = first["body"]
-    ctx.facts.update(first_telemetry=body)
+        body = message["body"]
     ctx.emit(
-        CLOUD, "telemetry", f"telemetry received: {first['body']}",
-        milestone=True, body=body, properties=first["properties"],
+        CLOUD, step, f"telemetry received: {message['body']}",
+        milestone=milestone, body=body, properties=message["properties"],
     )  # fmt: skip
+    return body
+
+
+def await_telemetry(ctx: DemoContext) -> None:
+    ctx.facts.update(first_telemetry=_next_telemetry(ctx, "telemetry", milestone=True))
+    ctx.moments["telemetry"] = ctx.timeline.elapsed()
+
+
+def more_readings(ctx: DemoContext) -> None:
+    """A few more messages after the property changed, so the command has readings to report on."""
+    for _ in range(READINGS_AFTER_PROPERTY):
+        _next_telemetry(ctx, "readings", milestone=False)
 
 
 def _poll(check, timeout: float):
@@ -315,5 +329,6 @@ STEPS = (
     ("hub", await_hub),
     ("telemetry", await_telemetry),
     ("property", acknowledge_property),
+    ("readings", more_readings),
     ("command", answer_command),
 )
