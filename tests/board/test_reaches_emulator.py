@@ -19,8 +19,7 @@ CONNECTED = r"iotc: hub connected"
 
 @pytest.fixture
 def emulator(tmp_path):
-    if not (FIRMWARE / "main.py").is_file():
-        pytest.skip(f"no firmware application in {FIRMWARE} (firmware/main.py)")
+    assert (FIRMWARE / "main.py").is_file(), f"no firmware application in {FIRMWARE} (firmware/main.py)"
     from iotcprov.emulator import Emulator
 
     with Emulator.running(tmp_path / "emulator") as emu:

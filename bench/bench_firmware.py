@@ -1,0 +1,131 @@
+"""Firmware figures on the virtual board against the local emulator (issue 6):
+
+- boot to first accepted telemetry, without and with a cached DPS assignment: wall time, TLS
+  handshakes (counted by the emulator) and MQTT packets (counted by the firmware's link);
+- the smallest --heap with which the full flow (DPS + hub + 10 telemetry messages) completes,
+  found by bisection. Goal: <= 48 KB.
+
+Needs Linux x86_64 (the MicroPython unix port). Run: .venv/bin/python bench/bench_firmware.py
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "firmware"))
+
+from fw_board import install_firmware, sas_group_identity, write_identity  # noqa: E402
+from iotcprov.emulator import Emulator  # noqa: E402
+from iotcprov.errors import OperationError  # noqa: E402
+from iotcprov.virtual_board import VirtualBoard  # noqa: E402
+
+GOAL_KB = 48
+BENCH_MAIN = """\
+import time
+t0 = time.ticks_ms()
+import iotc.app
+from iotc.link import Link
+device = iotc.app.Device()
+if device.start():
+    while device.sent == 0 and device.stage is not None:
+        device.step()
+    print("bench: first-telemetry ms=%d packets_out=%d packets_in=%d"
+          % (time.ticks_diff(time.ticks_ms(), t0), Link.packets_out, Link.packets_in))
+    device.run()
+"""
+FIRST = r"bench: first-telemetry ms=(\d+) packets_out=(\d+) packets_in=(\d+)"
+
+
+def boot_to_first_telemetry(emu, work: Path) -> list[dict]:
+    identity = sas_group_identity(emu, "bench-group", "bench-dev")
+    board_dir = work / "board"
+    board_dir.mkdir()
+    install_firmware(board_dir)
+    write_identity(board_dir, emu, identity)
+    (board_dir / "main.py").write_text(BENCH_MAIN)
+    rows = []
+    board = VirtualBoard(directory=board_dir)
+    for label in ("no cache (DPS + hub)", "cached assignment (hub only)"):
+        before = emu.admin.stats()["tls_handshakes"]
+        started = time.monotonic()
+        if label.startswith("no cache"):
+            board.start()
+            mark = 0
+        else:
+            mark = board.output_mark()
+            board.reset()
+        found = board.wait_for_output(FIRST, timeout=60, since=mark)
+        wall = time.monotonic() - started
+        after = emu.admin.stats()["tls_handshakes"]
+        rows.append({
+            "case": label, "wall_s": wall, "device_ms": int(found.group(1)),
+            "tls": (after["dps"] - before["dps"]) + (after["hub"] - before["hub"]),
+            "packets_out": int(found.group(2)), "packets_in": int(found.group(3)),
+        })  # fmt: skip
+    board.stop()
+    return rows
+
+
+def full_flow_completes(emu, work: Path, heap_kb: int, attempt: int) -> bool:
+    """DPS + hub + 10 telemetry messages with the given heap, from a fresh board."""
+    device_id = f"heap-dev-{attempt}"
+    identity = sas_group_identity(emu, f"heap-group-{attempt}", device_id, telemetry_interval=1)
+    board_dir = work / f"heap-{attempt}"
+    board_dir.mkdir()
+    install_firmware(board_dir)
+    write_identity(board_dir, emu, identity)
+    try:
+        with VirtualBoard(directory=board_dir, heap=f"{heap_kb}K") as board:
+            board.wait_for_output(r"iotc: telemetry sent n=10\b|Error|iotc: config error", timeout=60)
+            output = board.output()
+    except (OperationError, TimeoutError):
+        return False
+    return "telemetry sent n=10" in output and "Error" not in output
+
+
+def smallest_heap(emu, work: Path, low_kb: int, high_kb: int) -> int | None:
+    attempt = 0
+    if not full_flow_completes(emu, work, high_kb, attempt):
+        return None
+    while high_kb - low_kb > 2:
+        attempt += 1
+        middle = (low_kb + high_kb) // 2
+        ok = full_flow_completes(emu, work, middle, attempt)
+        print(f"  heap {middle:4d} KB: {'completes' if ok else 'fails'}", flush=True)
+        if ok:
+            high_kb = middle
+        else:
+            low_kb = middle
+    return high_kb
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--low", type=int, default=32, help="heap bisection lower bound, KB (fails)")
+    parser.add_argument("--high", type=int, default=256, help="heap bisection upper bound, KB (completes)")
+    parser.add_argument("--skip-heap", action="store_true", help="only the boot-to-telemetry figures")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-firmware-") as temp:
+        work = Path(temp)
+        with Emulator.running(work / "emulator") as emu:
+            print("boot to first accepted telemetry (virtual board, default heap)")
+            print(f"  {'case':32} {'wall s':>7} {'device ms':>10} {'TLS':>4} {'MQTT out/in':>12}")
+            for row in boot_to_first_telemetry(emu, work):
+                packets = f"{row['packets_out']}/{row['packets_in']}"
+                figures = f"{row['wall_s']:7.2f} {row['device_ms']:10d} {row['tls']:4d} {packets:>12}"
+                print(f"  {row['case']:32} {figures}")
+            if not args.skip_heap:
+                print(f"smallest heap for DPS + hub + 10 telemetry (bisection {args.low}..{args.high} KB)")
+                smallest = smallest_heap(emu, work, args.low, args.high)
+                if smallest is None:
+                    print(f"  does not complete even with {args.high} KB")
+                else:
+                    verdict = "meets" if smallest <= GOAL_KB else "misses"
+                    print(f"  smallest heap: {smallest} KB ({verdict} the goal of <= {GOAL_KB} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+# The device: one small state machine that takes a provisioned board from boot to a live IoT Hub
+# session and keeps it there. Stages, each in its own module:
+#
+#     wifi, clock   bringup.py    join the access point, set the clock by NTP
+#     dps           register.py   register with DPS and cache the assignment (skipped when cached)
+#     hub, online   session.py    connect with a fresh token, then serve the session
+#
+# After every outcome policy.py picks the next stage and the delay (backoff, re-provisioning,
+# stopping). RAM is scarce on an ESP32 and on the virtual board's limited heap, so a stage's
+# module is imported when the stage runs and unloaded when the device moves on: only this file,
+# the link and the session stay resident.
+#
+#     from iotc.app import Device
+#     device = Device(telemetry=lambda: {"temperature": read_sensor()})
+#     device.run()                  # returns only if the configuration is broken, or on stop()
+#
+# or from your own loop: device.start(), then call device.step() repeatedly and
+# device.send_telemetry({...}) whenever device.connected.
+
+import gc
+import time
+
+from iotc import files, status, unload
+
+STAGE_MODULES = {
+    "wifi": "bringup",
+    "clock": "bringup",
+    "dps": "register",
+    "hub": "session",
+    "online": "session",
+}
+
+
+def _network_up():
+    try:
+        import network
+    except ImportError:  # a port with host networking
+        return True
+    return network.WLAN(network.STA_IF).isconnected()
+
+
+class Device:
+    """A board's connection to IoT Central.
+
+    telemetry: None sends the board readings (uptime, free heap, RSSI, temperature) every
+    options.telemetry_interval seconds; a callable returning a dict (or None to skip) sends
+    that instead; False sends nothing by itself.
+    """
+
+    def __init__(self, root=files.ROOT, telemetry=None):
+        self.root = root
+        self.telemetry = telemetry
+        self.settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
+        self.policy = None  # policy.State: failure counts behind the backoff
+        self.stage = None  # one of STAGE_MODULES, "stopped", or None before start / after stop
+        self.sent = 0  # telemetry messages sent this run
+        self.link = None  # the open link.Link, if any
+        self.tls = None  # the TLS client context, made at start
+        self.renewing = False
+        self.uptime_ms = 0
+        self.renew_at = self.ping_sent = None
+        self._now = self._wake = self.online_since = self.next_telemetry = time.ticks_ms()
+        self._stage_module = None
+        # Hooks for device features (properties, commands, C2D): topics subscribed after each
+        # connect, handlers by incoming.Incoming kind called as handler(device, incoming,
+        # payload), and on_connected(device) called after each (re)connect.
+        self.subscriptions = []
+        self.handlers = {}
+        self.on_connected = None
+
+    # ---- public API ---------------------------------------------------------------------
+
+    @property
+    def connected(self):
+        return self.stage == "online"
+
+    def start(self):
+        """Read and check the configuration. False, after one `config error` line, when the
+        board is not provisioned correctly: the caller then returns to the REPL."""
+        from iotc import settings
+
+        try:
+            ready = settings.prepare(self)
+        finally:
+            for name in ("settings", "config", "credentials", "policy", "sas"):
+                unload(name)
+            gc.collect()
+        if ready:
+            self.go(("wifi", 0, None, False))
+        return ready
+
+    def run(self):
+        """Start (unless started) and keep the device online until stop()."""
+        while self.stage is None:
+            try:
+                if not self.start():
+                    return False
+            except MemoryError:  # not even start-up fits now: say so, wait, try again
+                self._recover_start()
+        try:
+            while self.stage is not None:
+                try:
+                    self.step()
+                except Exception as e:  # a fault of ours must not end the device's service
+                    self._recover(e)
+        finally:
+            self.close(False)
+        return True
+
+    def step(self):
+        """Do the next piece of work, or wait for it (about a second at most)."""
+        from iotc import clock
+
+        now = time.ticks_ms()
+        self.uptime_ms += time.ticks_diff(now, self._now)  # ticks wrap; their differences do not
+        self._now = now
+        wait = min(time.ticks_diff(self._wake, now), 1000)
+        if wait > 0:
+            if self.link is not None and self.stage == "online":
+                self._stage("session").wait(self, wait)
+            else:
+                self.pause(wait)
+            return
+        if self.stage == "stopped":
+            self.go(self.decide("resume"))
+            return
+        try:
+            module = self._stage(STAGE_MODULES[self.stage])
+            if module.__name__ == "iotc.bringup":
+                module.step(self, self.stage)
+            else:
+                module.step(self)
+        except clock.ClockNotSet:  # refuse to sign or verify anything: set the clock first
+            self.close(False)
+            self.go(("clock", 0, "clock-unset", False))
+
+    def send_telemetry(self, values, properties=None, component=None):
+        """Send one JSON object of telemetry now (with an optional property bag and component
+        name). True when sent, and acknowledged by the hub when options.telemetry_qos is 1;
+        False while offline or when sending failed."""
+        if self.stage != "online":
+            return False
+        return self._stage("session").send_telemetry(self, values, properties, component)
+
+    def publish(self, topic, payload, qos=0):
+        """Publish on the hub session (device features use it for twin and method answers).
+        False while offline or when the session broke doing it."""
+        if self.stage != "online":
+            return False
+        return self._stage("session").publish(self, topic, payload, qos)
+
+    def stop(self):
+        self.close()
+        self.stage = None
+
+    # ---- for the stage modules ----------------------------------------------------------
+
+    def decide(self, name, *args):
+        """policy.<name>(state, settings, *args), with policy.py loaded just for the decision."""
+        from iotc import policy
+
+        decision = getattr(policy, name)(self.policy, self.settings, *args)
+        unload("policy")
+        return decision
+
+    def go(self, decision):
+        """Apply a decision (stage, delay_ms, reason, reprovision): the next stage, when it may
+        start, and the status lines that explain it."""
+        stage, delay_ms, reason, reprovision = decision
+        s = self.settings
+        if reprovision:
+            files.forget_assignment(s)
+            s.hub = s.assigned_id = None
+            s.cache_state = "no-cache"
+            if reason != "resume":
+                status.emit("reprovision", reason=reason)
+        if stage == "hub" and s.hub is None:
+            stage = "dps"
+        if (stage == "dps" or stage == "hub") and not _network_up():
+            stage = "wifi"
+        if stage == "stopped":
+            status.emit("stopped", "retry_in", delay_ms // 1000 or None, reason=reason)
+            if not delay_ms:
+                self.stage = None
+                return
+        elif delay_ms:
+            status.emit(
+                "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000), "attempt",
+                self.policy.attempt, reason=reason,
+            )  # fmt: skip
+        self.stage = stage
+        self._wake = time.ticks_add(time.ticks_ms(), delay_ms)
+
+    def close(self, polite=True):
+        """Close the open link, if any (one TLS connection at a time)."""
+        link = self.link
+        self.link = None
+        if link is not None:
+            link.close(polite)
+
+    def pause(self, ms):
+        """Every sleep of the firmware goes through here (a watchdog is fed here)."""
+        time.sleep_ms(ms)
+
+    # ---- internals ----------------------------------------------------------------------
+
+    def _stage(self, name):
+        """The module of stage `name`; the previous stage's module is unloaded first, so only
+        one stage's code is in RAM at a time."""
+        module = self._stage_module
+        if module is not None and module.__name__ == "iotc." + name:
+            return module
+        self._stage_module = None
+        if module is not None:
+            unload(module.__name__[5:])
+            if module.__name__ == "iotc.register":
+                unload("dps")
+                unload("sas")
+            module = None
+        gc.collect()
+        module = __import__("iotc." + name, None, None, ("step",))
+        self._stage_module = module
+        return module
+
+    def _recover_start(self):
+        for name in ("settings", "config", "credentials", "policy", "sas", "link"):
+            unload(name)
+        gc.collect()
+        status.emit("error", "stage", "start", reason="MemoryError; retrying in 10 s")
+        self.pause(10000)
+
+    def _recover(self, error):
+        """After a fault of ours (or MemoryError): report it, then retry the stage later."""
+        self.close(False)
+        stage = self.stage
+        status.emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
+        stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
+        self._stage_module = None  # drop whatever stage code is loaded: the retry reloads it
+        for name in ("bringup", "register", "dps", "session", "credentials", "policy"):
+            unload(name)
+        gc.collect()
+        try:
+            decision = self.decide("network_failed", stage, "error")
+        except MemoryError:
+            decision = (stage, 10000, "error", False)
+        self.go(decision)
+
+
+def main(root=files.ROOT):
+    """What /main.py runs: the default device, sending board readings."""
+    Device(root).run()

@@ -1,0 +1,58 @@
+# IoT Hub over MQTT, what the device sends: CONNECT user name, telemetry, twin and direct-method
+# response topics (protocol spec section 2). Parsing what the hub sends is in incoming.py.
+# Pure: no sockets, no clock. sas.quote is imported where needed, so the session need not keep
+# sas.py loaded between token renewals.
+
+from iotc import VERSION
+
+API_VERSION = "2021-04-12"
+JSON_BAG = "$.ct=application%2Fjson&$.ce=utf-8"  # IoT Central needs both on telemetry
+
+TWIN_RESPONSE_SUBSCRIBE = "$iothub/twin/res/#"
+TWIN_DESIRED_SUBSCRIBE = "$iothub/twin/PATCH/properties/desired/#"
+METHODS_SUBSCRIBE = "$iothub/methods/POST/#"
+
+
+def username(hub, device_id, model_id=None):
+    from iotc.sas import quote
+
+    name = hub + "/" + device_id + "/?api-version=" + API_VERSION
+    if model_id:
+        name += "&model-id=" + quote(model_id)
+    return name + "&DeviceClientType=" + quote("iotc-micropython/" + VERSION)
+
+
+def encode_bag(properties):
+    """[(name, value), ...] or a dict -> url-encoded 'k=v&k=v'."""
+    from iotc.sas import quote
+
+    items = properties.items() if isinstance(properties, dict) else properties
+    return "&".join(quote(str(name)) + "=" + quote(str(value)) for name, value in items)
+
+
+def telemetry_topic(device_id, properties=None, component=None):
+    """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers, $.sub and user properties."""
+    topic = "devices/" + device_id + "/messages/events/" + JSON_BAG
+    if component:
+        from iotc.sas import quote
+
+        topic += "&$.sub=" + quote(component)
+    if properties:
+        topic += "&" + encode_bag(properties)
+    return topic
+
+
+def c2d_subscribe_topic(device_id):
+    return "devices/" + device_id + "/messages/devicebound/#"
+
+
+def twin_get_topic(rid):
+    return "$iothub/twin/GET/?$rid=%s" % rid
+
+
+def twin_patch_topic(rid):
+    return "$iothub/twin/PATCH/properties/reported/?$rid=%s" % rid
+
+
+def method_response_topic(status, rid):
+    return "$iothub/methods/res/%d/?$rid=%s" % (status, rid)

@@ -1,0 +1,177 @@
+# What the device does next after each outcome: retry timing, error classification and the
+# decisions of the connection state machine (protocol spec section 5, modelled on azure-sdk-for-c's
+# MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
+# credential errors, go back to DPS when the hub keeps failing or refuses the device).
+# Pure: the caller supplies randomness, does the waiting and all I/O.
+
+RETRY = "retry"  # worth another try after a delay
+REFUSED = "refused"  # credentials refused: never retried in a loop
+TERMINAL = "terminal"  # the service says no for good (bad request, not found, disabled, ...)
+
+
+def classify_status(status):
+    """A DPS/hub answer status: 429, 408 and 5xx are transient; other 4xx are final."""
+    if status == 429 or status == 408 or status >= 500:
+        return RETRY
+    if status in (401, 403):
+        return REFUSED
+    return TERMINAL
+
+
+def classify_connack(code):
+    """A refused CONNACK return code: 4 (bad user name or password) and 5 (not authorized) are
+    credential errors, 3 (server unavailable) is transient, 1 and 2 are our own fault."""
+    if code in (4, 5):
+        return REFUSED
+    if code in (1, 2):
+        return TERMINAL
+    return RETRY
+
+
+def jitter_ms(max_seconds, random16):
+    """Spread `random16` (0..65535, from os.urandom) over 0..max_seconds*1000 ms."""
+    return random16 * max_seconds * 1000 // 65536
+
+
+def backoff_ms(attempt, min_seconds, max_seconds, jitter):
+    """Exponential backoff: min, 2*min, 4*min, ... capped at max, plus `jitter` ms."""
+    step = min_seconds * 1000
+    cap = max_seconds * 1000
+    while attempt > 0 and step < cap:
+        step *= 2
+        attempt -= 1
+    return min(step, cap) + jitter
+
+
+def retry_ms(attempt, options, random16, retry_after=None):
+    """The wait before the next try: the backoff, or the service's retry-after if longer; jitter
+    is added either way so a fleet throttled together does not come back together."""
+    jitter = jitter_ms(options.jitter_max, random16)
+    delay = backoff_ms(attempt, options.backoff_min, options.backoff_max, jitter)
+    if retry_after is not None and retry_after * 1000 + jitter > delay:
+        delay = retry_after * 1000 + jitter
+    return delay
+
+
+WIFI = "wifi"
+CLOCK = "clock"
+DPS = "dps"
+HUB = "hub"
+ONLINE = "online"
+STOPPED = "stopped"
+
+STABLE_MS = 60000  # a session that lasted this long resets the backoff when it drops
+
+
+class State:
+    """What the policy remembers between outcomes. Plain attributes only (no methods), so a
+    device can keep it while this module is unloaded between decisions."""
+
+    attempt = 0  # consecutive failures on the way to a stable hub session
+    hub_failures = 0  # consecutive failed hub connections since the last success
+    fresh_assignment = False  # the hub in use came from DPS during this run
+    random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
+
+
+# Every decision is a tuple (stage, delay_ms, reason, reprovision): go to `stage` after
+# `delay_ms`; `reprovision` = drop the cached assignment first.
+
+
+def _random16(state):
+    if state.random16 is not None:
+        return state.random16()
+    import os
+
+    return int.from_bytes(os.urandom(2), "big")
+
+
+def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
+    delay = retry_ms(state.attempt, options, _random16(state), retry_after)
+    state.attempt += 1
+    return stage, delay, reason, reprovision
+
+
+def _stop(options, reason):
+    return STOPPED, options.terminal_wait * 1000, reason, False
+
+
+def boot(state, options, cache_state):
+    """After Wi-Fi and clock: the hub straight away when the cache holds an assignment
+    ("cached"), else DPS; a cache made for another identity is dropped first."""
+    if cache_state == "cached":
+        return HUB, 0, None, False
+    return DPS, 0, cache_state, cache_state == "identity-changed"
+
+
+def network_failed(state, options, stage, reason):
+    """Wi-Fi join or clock sync failed (or a fault of ours): try `stage` again later."""
+    return _retry(state, options, stage, reason)
+
+
+def dps_answer(state, options, kind, status, retry_after=None):
+    """A final DPS answer (dps.Answer's kind and status; never 'assigning': polling is part of
+    the registration)."""
+    if kind == "assigned":
+        state.fresh_assignment = True
+        state.hub_failures = 0
+        return HUB, 0, None, False
+    if kind in ("failed", "disabled"):
+        return _stop(options, "registration " + kind)
+    if classify_status(status) == RETRY:
+        return _retry(state, options, DPS, "status=%d" % status, retry_after)
+    return _stop(options, "status=%d" % status)
+
+
+def dps_refused(state, options, code):
+    """DPS refused the CONNECT with this CONNACK code."""
+    if classify_connack(code) == RETRY:
+        return _retry(state, options, DPS, "connack=%d" % code)
+    return _stop(options, "connack=%d" % code)
+
+
+def dps_failed(state, options, reason):
+    """Transport trouble during registration (TLS, socket, timeout): transient."""
+    return _retry(state, options, DPS, reason)
+
+
+def hub_connected(state):
+    state.hub_failures = 0
+    state.fresh_assignment = False
+
+
+def hub_refused(state, options, code):
+    """The hub refused the CONNECT. Credentials refused with a cached assignment: DPS again (the
+    device may have moved or its registration changed); refused right after a fresh
+    registration: nothing will change by retrying, so stop and report."""
+    verdict = classify_connack(code)
+    if verdict == RETRY:
+        return hub_failed(state, options, "connack=%d" % code)
+    if verdict == REFUSED and not state.fresh_assignment:
+        return _retry(state, options, DPS, "hub-refused", reprovision=True)
+    return _stop(options, "hub refused connack=%d" % code)
+
+
+def hub_failed(state, options, reason):
+    """A hub connection attempt failed in transit; after N in a row, DPS again (the C SDK's
+    MAX_HUB_RETRY): the hub may have changed."""
+    state.hub_failures += 1
+    if state.hub_failures >= options.hub_failures_before_dps:
+        state.hub_failures = 0
+        return _retry(state, options, DPS, "hub-failures", reprovision=True)
+    return _retry(state, options, HUB, reason)
+
+
+def hub_lost(state, options, lasted_ms, reason):
+    """An established session dropped after `lasted_ms`. A session that had been stable starts
+    the backoff afresh; one dropped soon after connecting keeps growing it (no
+    connect-and-get-kicked hot loop)."""
+    if lasted_ms >= STABLE_MS:
+        state.attempt = 0
+    return _retry(state, options, HUB, reason)
+
+
+def resume(state, options):
+    """After a terminal wait: start over at DPS, once."""
+    state.attempt = 0
+    state.fresh_assignment = False
+    return DPS, 0, "resume", True

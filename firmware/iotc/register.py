@@ -1,0 +1,118 @@
+# The dps stage: one DPS registration over MQTT/TLS — connect, subscribe, register, poll while
+# "assigning" (honouring retry-after) — then cache the assignment and let the policy pick the
+# next stage. Loaded only while registering, so its code costs no RAM during the hub session.
+
+import errno
+import gc
+import time
+
+from iotc import dps, files, status, unload
+from iotc.link import Link, MQTTException
+
+MAX_POLL_WAIT = 60  # seconds; a larger retry-after on "assigning" is clipped, the deadline still rules
+
+
+def step(device):
+    """One registration attempt for the device's identity, and the decision that follows."""
+    from iotc import credentials
+
+    s = device.settings
+    password = credentials.password(s)[0]
+    unload("credentials")
+    gc.collect()
+    outcome, detail = run(s, password, device.tls)
+    del password
+    unload("dps")  # the answer is plain values by now; make room for the policy
+    gc.collect()
+    if outcome == "answer":
+        kind, status_code, retry_after, hub, device_id = detail
+        if kind == "assigned":
+            s.hub, s.assigned_id = hub, device_id
+        decision = device.decide("dps_answer", kind, status_code, retry_after)
+    elif outcome == "refused":
+        decision = device.decide("dps_refused", detail)
+    else:
+        decision = device.decide("dps_failed", detail)
+    device.go(decision)
+
+
+def run(s, password, ctx):
+    """Register the identity `s` with DPS. Returns ("answer", (kind, status, retry_after, hub,
+    device_id)) for any final answer (see dps.Answer), ("refused", connack code) or ("failed",
+    reason) when the connection did not get that far."""
+    status.emit("dps registering", "host", s.dps_host, "scope", s.id_scope, "device", s.device_id)
+    inbox = []
+    link = Link(
+        s.dps_host, s.dps_port, s.device_id, dps.username(s.id_scope, s.device_id), password, ctx,
+        lambda topic, body: inbox.append((topic, body)), s.keepalive, s.response_timeout,
+    )  # fmt: skip
+    del password
+    try:
+        link.connect(True, s.connect_timeout)  # DPS keeps no sessions
+        link.subscribe(dps.SUBSCRIBE_TOPIC, 1)
+        answer = _exchange(s, link, inbox)
+    except MQTTException as e:
+        link.close(False)
+        code = e.args[0] if e.args else 0
+        status.emit("dps failed", "connack", code, reason="connection refused")
+        return "refused", code
+    except (OSError, IndexError, ValueError, AssertionError) as e:  # umqtt's transport failures
+        link.close(False)
+        reason = "OSError %s" % e.args[0] if isinstance(e, OSError) and e.args else type(e).__name__
+        status.emit("dps failed", reason=reason)
+        return "failed", reason
+    link.close()
+    if answer.kind == dps.ASSIGNED:
+        status.emit("dps assigned", "hub", answer.hub, "device", answer.device_id)
+        try:
+            files.save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
+        except OSError as e:  # only the next boot's shortcut is lost
+            status.emit("cache failed", reason="OSError %s" % e.args[0])
+    else:
+        status.emit(
+            "dps failed", "status", answer.status, "result", answer.kind, "code", answer.error_code,
+            "retry_after", answer.retry_after, reason=answer.message,
+        )  # fmt: skip
+    return "answer", (answer.kind, answer.status, answer.retry_after, answer.hub, answer.device_id)
+
+
+def _exchange(s, link, inbox):
+    """Publish the registration and poll until a final answer or the dps_timeout deadline."""
+    deadline = time.ticks_add(time.ticks_ms(), s.dps_timeout * 1000)
+    rid = 1
+    link.publish(dps.register_topic(rid), dps.register_payload(s.device_id, s.model_id), 1)
+    said_assigning = False
+    while True:
+        answer = None
+        while inbox and answer is None:
+            topic, body = inbox.pop(0)
+            parsed = dps.parse_response_topic(topic.decode() if isinstance(topic, bytes) else topic)
+            if parsed is not None and parsed[1] == rid:
+                answer = dps.parse_answer(parsed[0], body, parsed[2])
+        if answer is None:
+            left = time.ticks_diff(deadline, time.ticks_ms())
+            if left <= 0:
+                raise OSError(errno.ETIMEDOUT)
+            link.wait(min(left, 1000))
+            continue
+        if answer.kind != dps.ASSIGNING:
+            return answer
+        delay = min(max(answer.retry_after or dps.DEFAULT_POLL_SECONDS, 1), MAX_POLL_WAIT)
+        if not said_assigning:
+            status.emit("dps assigning", "retry_after", delay)
+            said_assigning = True
+        _hold(link, delay * 1000, deadline)
+        rid += 1
+        link.publish(dps.poll_topic(rid, answer.operation_id), "", 1)
+
+
+def _hold(link, ms, deadline):
+    """Keep `link` serviced for `ms`, but not past `deadline` (answers that arrive are kept)."""
+    until = time.ticks_add(time.ticks_ms(), ms)
+    if time.ticks_diff(deadline, until) < 0:
+        until = deadline
+    while True:
+        left = time.ticks_diff(until, time.ticks_ms())
+        if left <= 0:
+            return
+        link.wait(min(left, 1000))

@@ -1,0 +1,181 @@
+# The hub and online stages: connect to the assigned IoT Hub with a fresh token, then keep the
+# session alive — renew it before the token expires, ping when quiet, send telemetry when due,
+# and hand what the hub sends to the device's handlers. Loaded from the first hub connection on;
+# all session state lives on the Device, so this module can be unloaded between sessions.
+
+import errno
+import gc
+import json
+import time
+
+from iotc import hub, status, unload
+from iotc.link import Link, MQTTException
+
+TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
+
+
+def describe(error):
+    """A short, secret-free description of a transport error for reason=."""
+    if isinstance(error, OSError) and error.args:
+        return "OSError %s" % error.args[0]
+    return type(error).__name__
+
+
+def step(device):
+    if device.stage == "hub":
+        connect(device)
+    else:
+        serve(device)
+
+
+def connect(device):
+    from iotc import credentials
+
+    s = device.settings
+    renewing = device.renewing
+    device.renewing = False
+    if not renewing:
+        status.emit("hub connecting", "host", s.hub, "device", s.assigned_id)
+    password, expiry = credentials.password(s, s.hub)
+    user = hub.username(s.hub, s.assigned_id, s.model_id)
+    unload("credentials")
+    unload("sas")  # until the next token
+    gc.collect()
+    link = Link(
+        s.hub, s.hub_port, s.assigned_id, user, password, device.tls,
+        lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
+    )  # fmt: skip
+    del password, user
+    try:
+        link.connect(False, s.connect_timeout)  # keep the session: queued C2D survives
+        device.link = link
+        for topic in device.subscriptions:
+            link.subscribe(topic, 1)
+    except MQTTException as e:
+        device.close(False)
+        link.close(False)
+        code = e.args[0] if e.args else 0
+        status.emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
+        device.go(device.decide("hub_refused", code))
+        return
+    except TRANSPORT_ERRORS as e:
+        device.close(False)
+        link.close(False)
+        status.emit("hub failed", "host", s.hub, reason=describe(e))
+        device.go(device.decide("hub_failed", describe(e)))
+        return
+    now = time.ticks_ms()
+    device.policy.hub_failures = 0  # policy.hub_connected, without loading policy for it
+    device.policy.fresh_assignment = False
+    device.online_since = now
+    device.ping_sent = None
+    device.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
+    if renewing:
+        status.emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
+    else:
+        status.emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
+        device.next_telemetry = now
+    device.go(("online", 0, None, False))
+    if device.on_connected is not None:
+        device.on_connected(device)
+
+
+def serve(device):
+    """Online: renew the session before the token expires, keep it alive, send telemetry when
+    due, and wait for what the hub sends until the next of these is due."""
+    link = device.link
+    s = device.settings
+    now = time.ticks_ms()
+    if device.renew_at is not None and time.ticks_diff(now, device.renew_at) >= 0:
+        device.close()  # MQTT 3.1.1 has no re-authentication: reconnect with a fresh token
+        device.renewing = True
+        device.go(("hub", 0, None, False))
+        return
+    try:
+        if device.ping_sent is not None and time.ticks_diff(link.last_rx, device.ping_sent) < 0:
+            if time.ticks_diff(now, device.ping_sent) > s.response_timeout * 1000:
+                raise OSError(errno.ETIMEDOUT)  # no PINGRESP: the link is half-open
+        elif time.ticks_diff(now, quiet_since(link)) >= s.keepalive * 500:
+            link.ping()
+            device.ping_sent = link.last_tx
+    except TRANSPORT_ERRORS as e:
+        lost(device, describe(e))
+        return
+    if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
+        device.next_telemetry = time.ticks_add(now, s.telemetry_interval * 1000)
+        try:
+            values = device.telemetry() if device.telemetry else readings(device)
+        except Exception as e:  # the application's callback failed: skip this round, stay online
+            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
+            values = None
+        if values and not send_telemetry(device, values):
+            return
+    wait(device, until_due(device))
+
+
+def quiet_since(link):
+    """The older of last send and last receipt: a ping is due when either is old."""
+    return link.last_tx if time.ticks_diff(link.last_rx, link.last_tx) > 0 else link.last_rx
+
+
+def until_due(device):
+    """Milliseconds until the next online chore (at most 1000)."""
+    now = time.ticks_ms()
+    due = time.ticks_diff(time.ticks_add(quiet_since(device.link), device.settings.keepalive * 500), now)
+    if device.renew_at is not None:
+        due = min(due, time.ticks_diff(device.renew_at, now))
+    if device.telemetry is not False:
+        due = min(due, time.ticks_diff(device.next_telemetry, now))
+    return max(min(due, 1000), 0)
+
+
+def readings(device):
+    from iotc.readings import board_readings
+
+    values = board_readings(device.uptime_ms // 1000)
+    unload("readings")
+    return values
+
+
+def publish(device, topic, payload, qos):
+    try:
+        device.link.publish(topic, payload, qos)
+    except TRANSPORT_ERRORS as e:
+        lost(device, describe(e))
+        return False
+    return True
+
+
+def send_telemetry(device, values, properties=None, component=None):
+    s = device.settings
+    body = json.dumps(values)
+    if not publish(device, hub.telemetry_topic(s.assigned_id, properties, component), body, s.telemetry_qos):
+        return False
+    device.sent += 1
+    status.emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", s.telemetry_qos)
+    return True
+
+
+def wait(device, ms):
+    """Wait up to `ms` for what the hub sends; a broken session is handled here."""
+    try:
+        device.link.wait(ms)
+    except TRANSPORT_ERRORS as e:
+        lost(device, describe(e))
+
+
+def receive(device, topic, payload):
+    """umqtt's callback for every PUBLISH of the hub: to the handler for its kind, if any."""
+    from iotc.incoming import parse_topic
+
+    found = parse_topic(device.settings.assigned_id, topic if isinstance(topic, str) else topic.decode())
+    handler = device.handlers.get(found.kind) if found else None
+    if handler is not None:
+        handler(device, found, payload)
+
+
+def lost(device, reason):
+    device.close(False)
+    status.emit("hub disconnected", "host", device.settings.hub, reason=reason)
+    lasted = time.ticks_diff(time.ticks_ms(), device.online_since)
+    device.go(device.decide("hub_lost", lasted, reason))
