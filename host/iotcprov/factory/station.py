@@ -134,7 +134,7 @@ class BoardWork:
                 ev.CONNECT, "the board reports no unique ID (machine.unique_id); cannot record it"
             )
         state.board_id = facts.unique_id
-        self.emit(ev.BOARD, port, board=state.board_id, micropython=facts.version_text.split(";")[0].strip())
+        self.emit(ev.BOARD, port, board=state.board_id, micropython=".".join(map(str, facts.version)))
 
         self._stage(state, ev.CHECK)
         own = self.manifest.for_board(state.board_id)

@@ -76,7 +76,9 @@ def plain_line(event: ev.Event) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.at))
     fields = {k: v for k, v in event.fields.items() if not isinstance(v, dict | list)}
     free = [(k, fields.pop(k)) for k in FREE_TEXT_FIELDS if k in fields]
-    words = [stamp, event.port or "-", event.name.replace(" ", "-")]
+    words = [stamp, event.port or "-"]
+    if event.name != ev.STAGE:  # `PORT stage=deploy ...` says it already
+        words.append(event.name.replace(" ", "-"))
     words += [f"{k}={_value(v)}" for k, v in fields.items()]
     words += [f"{k}={v}" for k, v in free]
     return " ".join(words)
@@ -95,7 +97,7 @@ class PlainView:
             return
         with self._lock:
             self.tally.update(event)
-            self._console.out(plain_line(event), highlight=False, soft_wrap=True)
+            self._console.out(plain_line(event), highlight=False)
 
     def __enter__(self) -> "PlainView":
         return self
