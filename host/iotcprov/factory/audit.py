@@ -39,6 +39,8 @@ class AuditLog:
         record = {"time": now_utc(), "event": event, **{k: v for k, v in fields.items() if v is not None}}
         line = (json.dumps(record, sort_keys=False, default=str) + "\n").encode("utf-8")
         with self._lock:
+            if self._fd is None:  # closed: the run was abandoned (a second Ctrl-C) and the process is leaving
+                return
             try:
                 os.write(self._fd, line)
                 os.fsync(self._fd)
