@@ -152,7 +152,8 @@ class LiveView:
             station.stage, station.note = "waiting", "plug in a board"
             station.since = time.monotonic()
         elif name == ev.STATION_ENDED:
-            station.stage = "ended"
+            if station.result is None:
+                station.stage = "ended"
 
     def __rich__(self) -> Group:
         with self._lock:
