@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from iotcprov.board import flash as flash_ops
 from iotcprov.board import monitor as monitor_ops
-from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.connection import CONNECT_TIMEOUT, BoardSession, open_board
 from iotcprov.board.deploy import DEPLOYED, deploy_session
 from iotcprov.board.identity import IdentityBundle, build_identity
 from iotcprov.board.provision import read_active_identity, write_identity
@@ -207,8 +207,9 @@ class BoardWork:
         """Open the board, retrying while it boots (just plugged in, or just flashed)."""
         deadline = time.monotonic() + self.job.boot_timeout
         while True:
+            remaining = deadline - time.monotonic()
             try:
-                return self.connect(state.port)
+                return self.connect(state.port, connect_timeout=max(1.0, min(CONNECT_TIMEOUT, remaining)))
             except InputError as error:
                 if time.monotonic() >= deadline or self.stop.is_set():
                     raise StageFailed(ev.CONNECT, str(error)) from None
