@@ -151,9 +151,8 @@ class LiveView:
             station.board = station.device = station.result = None
             station.stage, station.note = "waiting", "plug in a board"
             station.since = time.monotonic()
-        elif name == ev.STATION_ENDED:
-            if station.result is None:
-                station.stage = "ended"
+        elif name == ev.STATION_ENDED and station.result is None:
+            station.stage = "ended"
 
     def __rich__(self) -> Group:
         with self._lock:
