@@ -4,6 +4,7 @@ bad input refused before any board is touched."""
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -14,13 +15,14 @@ from iotcprov.board.credential_input import sas_from_group_key
 from iotcprov.board.identity import IdentityRequest, build_identity
 from iotcprov.board.trust import azure_roots
 from iotcprov.factory import events as ev
+from iotcprov.factory.audit import read_audit
 from iotcprov.factory.credentials import GroupKeySource
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.line import PortList, run_line
 from iotcprov.factory.manifest import Manifest
 
-from tests.factory.conftest import board_identity, cli_env
+from tests.factory.conftest import FactoryProcess, board_identity, cli_env
 
 GROUP_KEY = base64.b64encode(bytes(range(7, 71))).decode()
 SCOPE = "0ne00ABCDEF"
@@ -145,6 +147,11 @@ def test_bad_csv_is_refused_before_any_board_is_touched(stations_factory, tmp_pa
             "--devices: give either --devices CSV or",
         ),
         (["--prefix", "x-", "--ports", "a"], {}, "--count: give how many IDs"),
+        (
+            ["--ports", "a"],
+            {"IOTCPROV_GROUP_KEY": GROUP_KEY},
+            "--devices: the manifest holds no device IDs yet",
+        ),
         (["--count", "3", "--ports", "a,a"], {"IOTCPROV_GROUP_KEY": GROUP_KEY}, "--ports: a is given twice"),
         (["--count", "3", "--ports", "a"], {}, "--group-key: give exactly one credential source"),
         (
@@ -189,3 +196,27 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, monkeypatch, args, en
     error = capsys.readouterr().err
     assert error.startswith("iotcprov: error: " + expected) and error.count("\n") == 1, error
     assert GROUP_KEY not in error and not list(tmp_path.iterdir())  # nothing written
+
+
+def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
+    """A station waiting for the next board stops at Ctrl-C; the run is recorded as ended."""
+    stations = stations_factory(1)
+    stations.plug(0)
+    manifest = tmp_path / "m.sqlite"
+    factory = FactoryProcess(
+        ["--count", "3", "--prefix", "c-", "--ports", stations.ports[0], "--id-scope", SCOPE,
+         "--manifest", str(manifest)],
+        env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    while True:
+        name, _port, _rest = factory.events.get(timeout=60)
+        assert name != "exit", factory.output()
+        if name == "done":  # the board stays plugged: the station waits for it to be unplugged
+            factory.process.send_signal(signal.SIGINT)
+            break
+    assert factory.wait(30) == 1, factory.output()
+    assert "stopping" in factory.output() and "this run: 1 done" in factory.output()
+    with Manifest(manifest) as opened:
+        assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
+        assert opened.runs()[0]["ended_at"]
+    assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"

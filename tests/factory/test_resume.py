@@ -73,13 +73,14 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
             plug(stations, index)
     manifest = tmp_path / "line.sqlite"
     args = [
-        "--prefix", "line3-", "--start", "1", "--count", str(IDS), "--ports", ",".join(stations.ports),
-        "--id-scope", "0ne00ABCDEF", "--trust", "azure", "--manifest", str(manifest), "--plain",
+        "--ports", ",".join(stations.ports), "--id-scope", "0ne00ABCDEF", "--trust", "azure",
+        "--manifest", str(manifest), "--plain",
     ]  # fmt: skip
+    ids = ["--prefix", "line3-", "--start", "1", "--count", str(IDS)]
 
     # --- run 1: pull the board at station PULLED once it has its ID; after its failure, plug a board
     # into station KILLED and kill the line when that board has its ID
-    first = run(args)
+    first = run([*ids, *args])
     pulled = pulled_device = killed_device = None
     done = 0
     while True:
@@ -117,7 +118,7 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
 
     # --- run 2: the pulled board is plugged in again; everything still plugged stays
     stations.plug(PULLED, pulled)
-    second = run(args)
+    second = run(args)  # no IDs given: the manifest has them
     while True:
         name, port, rest = second.events.get(timeout=120)
         if name == "exit":

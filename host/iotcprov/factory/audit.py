@@ -22,11 +22,17 @@ def default_audit_path(manifest: Path) -> Path:
     return manifest.with_name(manifest.stem + AUDIT_SUFFIX)
 
 
+def check_audit_path(path: Path) -> None:
+    if path.is_dir():
+        raise InputError(f"--audit: {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise InputError(f"--audit: the folder {path.parent} does not exist; create it first")
+
+
 class AuditLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if self.path.is_dir():
-            raise InputError(f"--audit: {self.path} is a folder; give a file name")
+        check_audit_path(self.path)
         try:
             self._fd = os.open(
                 self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o644

@@ -25,7 +25,7 @@ from iotcprov.board.ports import (
 )
 from iotcprov.errors import InputError, OperationError
 from iotcprov.factory import events as ev
-from iotcprov.factory.audit import AuditLog, default_audit_path
+from iotcprov.factory.audit import AuditLog, check_audit_path, default_audit_path
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.manifest import DONE, Counts, Manifest
@@ -135,17 +135,22 @@ class FactoryLine:
         self._on_event = on_event
         self._presence = presence
         self._connect = connect
+        # Everything that can be refused is refused before the manifest or the audit log is created.
+        no_ids = "--devices: the manifest holds no device IDs yet; give --devices CSV or --prefix/--count"
+        if not devices and not Path(manifest_path).exists():
+            raise InputError(no_ids)
+        if devices:
+            job.credentials.check_device_ids([entry.device_id for entry in devices])
+        audit_path = Path(audit_path or default_audit_path(Path(manifest_path)))
+        check_audit_path(audit_path)
         self.manifest = Manifest(manifest_path)
         try:
             self.manifest.bind_settings(id_scope=job.id_scope, auth=job.auth)
             if devices:
-                job.credentials.check_device_ids([entry.device_id for entry in devices])
                 self.manifest.add_devices(devices)
             elif self.manifest.counts().total == 0:
-                raise InputError(
-                    "--devices: the manifest holds no device IDs yet; give --devices CSV or --prefix/--count"
-                )
-            self.audit = AuditLog(audit_path or default_audit_path(self.manifest.path))
+                raise InputError(no_ids)
+            self.audit = AuditLog(audit_path)
         except BaseException:
             self.manifest.close()
             raise
