@@ -77,15 +77,21 @@ class Device:
     def start(self):
         """Read and check the configuration. False, after one `config error` line, when the
         board is not provisioned correctly: the caller then returns to the REPL."""
+        gc.collect()  # what loading the firmware left behind: a fragmented heap fails start-up sooner
         from iotc import settings
 
         try:
             ready = settings.prepare(self)
         finally:
+            settings = None  # this reference too, or the module and its imports stay in RAM
             for name in ("settings", "config", "credentials", "policy", "sas"):
                 unload(name)
             gc.collect()
         if ready:
+            from iotc.policy import State  # after the start-up modules are gone: less at once
+
+            self.policy = State()
+            unload("policy")
             self.go(("wifi", 0, None, False))
         return ready
 

@@ -18,6 +18,7 @@ def step(device):
 
     s = device.settings
     password = credentials.password(s)[0]
+    credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
     gc.collect()
     outcome, detail = run(s, password, device.tls)

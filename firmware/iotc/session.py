@@ -38,6 +38,7 @@ def connect(device):
         status.emit("hub connecting", "host", s.hub, "device", s.assigned_id)
     password, expiry = credentials.password(s, s.hub)
     user = hub.username(s.hub, s.assigned_id, s.model_id)
+    credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
     unload("sas")  # until the next token
     gc.collect()
