@@ -48,7 +48,7 @@ INVOCATIONS = [args for line in shell_commands(README.read_text()) for args in i
 
 def test_the_readme_shows_commands_of_every_kind():
     used = {args[0] for args in INVOCATIONS}
-    assert {"demo", "provision", "deploy", "monitor", "certs", "keys", "emulator"} <= used
+    assert {"demo", "provision", "deploy", "monitor", "certs", "keys", "emulator", "factory"} <= used
 
 
 @pytest.mark.parametrize("args", INVOCATIONS, ids=[" ".join(a)[:60] for a in INVOCATIONS])
