@@ -113,6 +113,7 @@ def test_bad_csv_is_refused_before_any_board_is_touched(stations_factory, tmp_pa
     board = stations.plug(0)
     devices = tmp_path / "devices.csv"
     devices.write_text("device_id\nok-1\nbad id\n\nok-1\n")
+    board.wait_for_output(r">>> $")  # booted to its prompt: anything printed later came from the run
     mark = len(board.output())
     args = ["--ports", board.port, "--id-scope", SCOPE, "--manifest", str(tmp_path / "m.sqlite")]
     result = subprocess.run(
