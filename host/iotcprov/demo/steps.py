@@ -173,7 +173,7 @@ def boot_board(ctx: DemoContext) -> None:
     # the timeline starts with the reset rather than with half a banner.
     try:
         since = int(ctx.moments["deployed_mark"])
-        mark = ctx.board.wait_for_output(REPL_PROMPT, timeout=2, since=since).end()
+        mark = ctx.board.wait_for_output(REPL_PROMPT, timeout=5, since=since).end()
     except TimeoutError:  # it had passed already
         mark = ctx.board.output_mark()
     ctx.follower = ConsoleFollower(ctx.board, ctx.timeline, "boot", since=mark).start()
