@@ -10,6 +10,7 @@ import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -113,6 +114,12 @@ def cli_env(**extra: str) -> dict:
     return environment
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A test run started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler; a technician's terminal delivers Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class FactoryProcess:
     """`iotcprov factory run ...` as a subprocess, its plain output read line by line."""
 
@@ -120,6 +127,7 @@ class FactoryProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "iotcprov", "factory", "run", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+            preexec_fn=_sigint_as_at_a_terminal,
         )  # fmt: skip
         self.lines: list[str] = []
         self.events: queue.Queue = queue.Queue()
