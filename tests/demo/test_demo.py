@@ -46,10 +46,16 @@ def _environment(**extra: str) -> dict:
     return {**env, **extra}
 
 
+def _sigint_as_at_a_terminal() -> None:
+    # A test run started in the background by a non-interactive shell inherits SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler; a user's terminal delivers Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_demo(*args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*IOTCPROV, "demo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL, env=_environment(**env),
+        stdin=subprocess.DEVNULL, env=_environment(**env), preexec_fn=_sigint_as_at_a_terminal,
     )  # fmt: skip
 
 
