@@ -107,7 +107,9 @@ def x509_individual_identity(emu, device_id: str, **options) -> Identity:
     return x509_identity(cert, leaf_key, **options)
 
 
-def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDER) -> Path:
+def write_identity(
+    board_dir: Path, emu, identity: Identity, folder: str = FOLDER, model_id: str | None = MODEL_ID
+) -> Path:
     """The identity folder, identity.json and the active pointer, as the host writes them."""
     data = board_dir / "iotc-data"
     ident = data / folder
@@ -121,7 +123,7 @@ def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDE
         "dps_host": emu.info["dps"]["host"],
         "dps_port": emu.info["dps"]["port"],
         "hub_port": emu.info["hub"]["port"],
-        "model_id": MODEL_ID,
+        "model_id": model_id,
         "fingerprint": identity.fingerprint,
         "trust": ["root-0.der"],
         "options": {"telemetry_interval": 2, "jitter_max": 1, **identity.options},
@@ -139,9 +141,12 @@ def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDE
     return ident
 
 
-def provisioned_board_dir(tmp_path: Path, emu, identity: Identity, name: str = "board") -> Path:
+def provisioned_board_dir(
+    tmp_path: Path, emu, identity: Identity, name: str = "board", main: str | Path = DEFAULT_MAIN,
+    model_id: str | None = MODEL_ID,
+) -> Path:
     board_dir = tmp_path / name
     board_dir.mkdir()
-    install_firmware(board_dir)
-    write_identity(board_dir, emu, identity)
+    install_firmware(board_dir, main=main)
+    write_identity(board_dir, emu, identity, model_id=model_id)
     return board_dir
