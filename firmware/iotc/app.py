@@ -125,7 +125,14 @@ class Device:
             if s.model_id is None:
                 s.model_id = self.model_id
             if s.watchdog:
-                iotc.watchdog(s.watchdog)
+                try:
+                    iotc.watchdog(s.watchdog)
+                except (ImportError, OSError, ValueError) as e:  # no usable machine.WDT here
+                    status.emit(
+                        "config error", reason="options.watchdog: this board has no usable "
+                        "machine.WDT (%s); set it to 0" % type(e).__name__,
+                    )  # fmt: skip
+                    return False
                 status.emit("watchdog", "timeout", s.watchdog)
             self.go(("wifi", 0, None, False))
         return ready
