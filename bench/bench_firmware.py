@@ -2,8 +2,12 @@
 
 - boot to first accepted telemetry, without and with a cached DPS assignment: wall time, TLS
   handshakes (counted by the emulator) and MQTT packets (counted by the firmware's link);
-- the smallest --heap with which the full flow (DPS + hub + 10 telemetry messages) completes,
-  found by bisection. Goal: <= 48 KB.
+- the smallest --heap with which the full flow (DPS + hub + 10 telemetry messages) completes
+  without a MemoryError, found by bisection to 1 KB and confirmed by repeated runs. Goal: <= 48 KB.
+  `--heap N` is the heap the application gets, as on an ESP32 whose network, umqtt.simple,
+  ntptime and machine are built in: gc.mem_free() is N - 2 KB at boot, the virtual board's own
+  stand-ins held outside it (host/iotcprov/virtual_board/README.md, Heap). The unix port is
+  64-bit, so the figure is conservative for a 32-bit ESP32.
 
 Needs Linux x86_64 (the MicroPython unix port). Run: .venv/bin/python bench/bench_firmware.py
 """
@@ -85,26 +89,40 @@ def full_flow_completes(emu, work: Path, heap_kb: int, attempt: int) -> bool:
     return "telemetry sent n=10" in output and "Error" not in output
 
 
-def smallest_heap(emu, work: Path, low_kb: int, high_kb: int) -> int | None:
-    attempt = 0
-    if not full_flow_completes(emu, work, high_kb, attempt):
+def smallest_heap(emu, work: Path, low_kb: int, high_kb: int, confirm: int) -> int | None:
+    """Bisection to 1 KB, then `confirm` more runs at the result (a step up for each failure:
+    how the heap fragments varies a little from run to run)."""
+    attempts = iter(range(10_000))
+
+    def completes(heap_kb: int) -> bool:
+        ok = full_flow_completes(emu, work, heap_kb, next(attempts))
+        print(f"  heap {heap_kb:4d} KB: {'completes' if ok else 'fails'}", flush=True)
+        return ok
+
+    if not completes(high_kb):
         return None
-    while high_kb - low_kb > 2:
-        attempt += 1
+    if completes(low_kb):
+        return low_kb
+    while high_kb - low_kb > 1:
         middle = (low_kb + high_kb) // 2
-        ok = full_flow_completes(emu, work, middle, attempt)
-        print(f"  heap {middle:4d} KB: {'completes' if ok else 'fails'}", flush=True)
-        if ok:
+        if completes(middle):
             high_kb = middle
         else:
             low_kb = middle
+    runs = 0
+    while runs < confirm:
+        if completes(high_kb):
+            runs += 1
+        else:
+            high_kb, runs = high_kb + 1, 0
     return high_kb
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--low", type=int, default=32, help="heap bisection lower bound, KB (fails)")
-    parser.add_argument("--high", type=int, default=256, help="heap bisection upper bound, KB (completes)")
+    parser.add_argument("--low", type=int, default=16, help="heap bisection lower bound, KB (16 at least)")
+    parser.add_argument("--high", type=int, default=128, help="heap bisection upper bound, KB (completes)")
+    parser.add_argument("--confirm", type=int, default=3, help="runs that must complete at the result")
     parser.add_argument("--skip-heap", action="store_true", help="only the boot-to-telemetry figures")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-firmware-") as temp:
@@ -118,12 +136,15 @@ def main() -> int:
                 print(f"  {row['case']:32} {figures}")
             if not args.skip_heap:
                 print(f"smallest heap for DPS + hub + 10 telemetry (bisection {args.low}..{args.high} KB)")
-                smallest = smallest_heap(emu, work, args.low, args.high)
+                smallest = smallest_heap(emu, work, args.low, args.high, args.confirm)
                 if smallest is None:
                     print(f"  does not complete even with {args.high} KB")
                 else:
                     verdict = "meets" if smallest <= GOAL_KB else "misses"
-                    print(f"  smallest heap: {smallest} KB ({verdict} the goal of <= {GOAL_KB} KB)")
+                    print(
+                        f"  smallest heap: {smallest} KB, {args.confirm} runs in a row "
+                        f"({verdict} the goal of <= {GOAL_KB} KB)"
+                    )
     return 0
 
 

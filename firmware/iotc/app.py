@@ -25,6 +25,7 @@
 # firmware waits.
 
 import gc
+import json
 import time
 
 import iotc
@@ -112,15 +113,21 @@ class Device:
     def start(self):
         """Read and check the configuration. False, after one `config error` line, when the
         board is not provisioned correctly: the caller then returns to the REPL."""
+        gc.collect()  # what loading the firmware left behind: a fragmented heap fails start-up sooner
         from iotc import settings
 
         try:
             ready = settings.prepare(self)
         finally:
+            settings = None  # this reference too, or the module and its imports stay in RAM
             for name in ("settings", "config", "credentials", "policy", "sas"):
                 unload(name)
             gc.collect()
         if ready:
+            from iotc.policy import State  # after the start-up modules are gone: less at once
+
+            self.policy = State()
+            unload("policy")
             s = self.settings
             if s.model_id is None:
                 s.model_id = self.model_id
@@ -191,16 +198,38 @@ class Device:
         """Send one JSON object of telemetry (with an optional property bag and component name).
         True when sent now, and acknowledged by the hub when options.telemetry_qos is 1; False
         when it went into the offline buffer instead (sent in order after reconnecting)."""
-        from iotc import outbox
+        if self.settings is None:  # not started
+            return False
+        body = json.dumps(values)
+        if self.stage == "online" and not self.buffer:
+            if self._stage("session").send(self, body, properties, component):
+                return True
+        try:
+            from iotc import outbox  # stays loaded while offline; shed before the next handshake
 
-        return outbox.send_telemetry(self, values, properties, component)
+            outbox.keep(self, body, properties, component)
+        except MemoryError:  # not even room for the buffer's code: lost, but counted
+            self.dropped += 1
+            status.emit("buffer dropped", "n", self.dropped, reason="MemoryError")
+        return False
 
     def produce(self):
         """One round of the telemetry schedule: the callback's values (or the board readings),
         sent now or buffered."""
-        from iotc import outbox
+        self.next_telemetry = time.ticks_add(time.ticks_ms(), self.settings.telemetry_interval * 1000)
+        try:
+            if self.telemetry:
+                values = self.telemetry()
+            else:
+                from iotc.readings import board_readings
 
-        outbox.produce(self)
+                values = board_readings(self.uptime_ms // 1000)
+                unload("readings")
+        except Exception as e:  # the application's callback failed: skip this round
+            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
+            return
+        if values:
+            self.send_telemetry(values)
 
     def on_property(self, name, handler, component=None):
         """Call handler(value) for each new desired value of writable property `name` (in
@@ -230,7 +259,11 @@ class Device:
         False when kept for the next connection (newer values of a name replace older)."""
         from iotc import outbox
 
-        return outbox.report(self, properties, component)
+        sent = outbox.report(self, properties, component)
+        outbox = None  # this reference too, or unloading frees nothing
+        if self.stage == "online":  # offline it stays loaded for the buffer
+            unload("outbox")
+        return sent
 
     def feed(self):
         """Feed the watchdog: only needed by your own code that keeps the device from its

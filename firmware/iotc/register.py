@@ -18,6 +18,7 @@ def step(device):
 
     s = device.settings
     password = credentials.password(s)[0]
+    credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
     device.shed()  # the TLS handshake is the peak of RAM use
     outcome, detail = run(s, password, device.tls)

@@ -5,6 +5,7 @@
 # the Device, so this module can be unloaded between sessions.
 
 import errno
+import json
 import time
 
 from iotc import hub, status, unload
@@ -37,6 +38,7 @@ def connect(device):
         status.emit("hub connecting", "host", s.hub, "device", s.assigned_id)
     password, expiry = credentials.password(s, s.hub)
     user = hub.username(s.hub, s.assigned_id, s.model_id)
+    credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
     unload("sas")  # until the next token
     device.shed()  # the TLS handshake is the peak of RAM use
@@ -74,9 +76,7 @@ def connect(device):
     else:
         status.emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
     device.go(("online", 0, None, False))
-    from iotc import outbox  # after the handshake, which is the peak of RAM use
-
-    outbox.connected(device, now)
+    connected(device, now)
 
 
 # What each incoming kind needs subscribed (C2D's topic names the device).
@@ -117,11 +117,17 @@ def serve(device):
     except TRANSPORT_ERRORS as e:
         lost(device, describe(e))
         return
-    if device.inbox or device.reported or device.buffer:  # what waited: see outbox.py
+    if device.inbox:  # the hub's messages, to the application's handlers
         from iotc import outbox
 
-        if not outbox.deliver(device):
+        outbox.handle_inbox(device)
+        outbox = None  # this reference too, or unloading frees nothing
+        for name in ("outbox", "central", "pnp"):  # loaded again for the next message
+            unload(name)
+        if device.stage != "online":
             return
+    if not flush_reported(device) or not flush_buffer(device):  # what waited to go out
+        return
     if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
         device.produce()
         if device.stage != "online":
@@ -166,6 +172,72 @@ def send(device, body, properties=None, component=None, created=None, qos=None):
         return False
     device.sent += 1
     status.emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", qos)
+    return True
+
+
+def connected(device, now):
+    """Right after each hub connection: start the telemetry schedule (first connection of a
+    boot), queue the device information (once per boot) and send the reported properties;
+    then read the whole twin, on every connection (desired changes made while the link was down
+    are sent to nobody), so each desired value not acknowledged yet is applied and acknowledged:
+    reported first, so the twin read already holds them. Last, the application's hook."""
+    if device.next_telemetry is None:
+        device.next_telemetry = now
+    if device.info:
+        from iotc.readings import device_info
+
+        device.info = False
+        device.reported.update(device_info())  # root properties: a plain merge
+        unload("readings")
+    if not flush_reported(device):
+        return
+    if device.properties:
+        device.rid += 1
+        device.twin_rid = str(device.rid)
+        if not publish(device, hub.twin_get_topic(device.twin_rid), "", 0):
+            return
+    if device.on_connected is not None:
+        device.on_connected(device)
+
+
+def flush_buffer(device):
+    """Send the offline buffer oldest first, at QoS 1: a message leaves the buffer only once the
+    hub acknowledged it. False when the session broke (the rest waits for the next one)."""
+    ring = device.buffer
+    if not ring:
+        return True
+    from iotc.clock import iso_utc
+
+    count = 0
+    while ring:
+        body, properties, component, created = ring[0]
+        if not send(device, body, properties, component, created and iso_utc(created), 1):
+            return False
+        ring.pop(0)
+        count += 1
+    status.emit("buffer flushed", "n", count, "dropped", device.dropped)
+    if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator
+        device.dropped_reported = device.dropped
+        device.reported["bufferDropped"] = device.dropped
+    return True
+
+
+def flush_reported(device):
+    """Send the reported properties waiting on the device as one twin patch (QoS 1). False when
+    the session broke; the patch then waits for the next connection."""
+    patch = device.reported
+    if not patch:
+        return True
+    device.reported = {}
+    device.rid += 1
+    if not publish(device, hub.twin_patch_topic(device.rid), json.dumps(patch), 1):
+        for name in device.reported:  # anything newer replaces what did not go out
+            patch[name] = device.reported[name]
+        device.reported = patch
+        return False
+    for name, component, av, ac in device.acks:
+        status.emit("property acked", "name", name, "component", component, "av", av, "ac", ac)
+    device.acks = []
     return True
 
 

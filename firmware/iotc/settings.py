@@ -11,8 +11,8 @@ from iotc.files import FIX, ROOT, read
 
 
 def prepare(device):
-    """Fill in device.settings, .policy and .tls, and print the `boot` line; or print one
-    `config error` line and return False."""
+    """Fill in device.settings and .tls, and print the `boot` line; or print one `config error`
+    line and return False."""
     # One TLS context serves every connection (same roots, same client certificate). It is a
     # single block of about 3 KB, so it is made first, while the heap is still in one piece.
     from iotc.link import tls_context
@@ -27,7 +27,6 @@ def prepare(device):
         status.emit("config error", reason="unreadable configuration" + FIX)
         return False
     from iotc import credentials
-    from iotc.policy import State
 
     try:
         credentials.load_trust(ctx, s)
@@ -35,7 +34,6 @@ def prepare(device):
         status.emit("config error", "file", s.dir, reason="TLS refused the roots or key (%s)%s" % (e, FIX))
         return False
     device.settings = s
-    device.policy = State()
     device.tls = ctx
     gc.collect()
     status.emit(

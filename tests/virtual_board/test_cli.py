@@ -52,7 +52,8 @@ def test_first_line_is_the_port_and_a_signal_stops_cleanly(tmp_path, stop_signal
         (["--dir", "/nonexistent/board"], "iotcprov: error: --dir: '/nonexistent/board' does not exist"),
         (["--dir", __file__], "iotcprov: error: --dir: "),
         (["--mac", "12:34:56"], "iotcprov: error: --mac: '12:34:56' is not six hex pairs"),
-        (["--heap", "12Q"], "iotcprov: error: --heap: MicroPython rejects heap size '12Q'"),
+        (["--heap", "12Q"], "iotcprov: error: --heap: '12Q' is not a heap size"),
+        (["--heap", "4K"], "iotcprov: error: --heap: 4K is too small for the REPL and mpremote"),
         (["--fault", "wifi_fail=often"], "iotcprov: error: --fault wifi_fail: 'often' is not a count"),
     ],
 )

@@ -18,6 +18,7 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
 # Base64 characters per exec: small enough for an ESP32 heap, large enough that the per-call
@@ -277,7 +278,7 @@ def _enter_raw_repl(transport: SerialTransport, soft_reset: bool, timeout: float
     for attempt in (1, 2):
         heard = io.StringIO()  # enter_raw_repl prints what it received when it fails
         try:
-            with contextlib.redirect_stdout(heard):
+            with capture_stdout(heard):  # not redirect_stdout: boards are opened from several threads
                 transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout)
             return
         except TransportError:

@@ -99,12 +99,16 @@ def deploy_session(
     main: bool = False,
     firmware: Path | None = None,
     compile: bool = True,
+    prepared: tuple[dict[str, bytes], str, str | None] | None = None,
 ) -> DeployResult:
+    """Deploy over an open session. `prepared`: what build_deployment returned for this board's
+    bytecode version, so that a line of boards compiles the firmware once."""
     started = time.monotonic()
     sent, received = session.bytes_sent, session.bytes_received
-    files, label, version = build_deployment(
-        session.facts().mpy_version, main=main, firmware=firmware, compile=compile
-    )
+    if prepared is None:
+        mpy_version = session.facts().mpy_version
+        prepared = build_deployment(mpy_version, main=main, firmware=firmware, compile=compile)
+    files, label, version = prepared
     on_board = session.hash_files(sorted(files))
     written, skipped = [], []
     for path in sorted(files):

@@ -6,13 +6,13 @@ Everything is checked before the first write: the board profile, the image, the 
 """
 
 import contextlib
-import io
 import time
 from dataclasses import dataclass
 
 from iotcprov import resources
 from iotcprov.board.esp_image import check_firmware_image
 from iotcprov.board.fsimage import build_image, parse_offset
+from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
 ROM_BAUD = 115200
@@ -58,7 +58,7 @@ def _quiet_esptool():
     from esptool.logger import log
 
     log.set_verbosity("silent")
-    with contextlib.redirect_stdout(io.StringIO()):
+    with capture_stdout():  # this thread's only: boards may be flashed from several threads
         try:
             yield
         finally:

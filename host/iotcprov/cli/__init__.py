@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "emulator",
     "virtual_board",
     "board",
+    "factory",
 ]
 
 

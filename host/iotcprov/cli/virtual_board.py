@@ -24,7 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="throttle the serial bridge to this UART speed (default 115200; 0 = unthrottled)",
     )
     parser.add_argument(
-        "--heap", metavar="SIZE", help="MicroPython heap size, e.g. 64K (passed as -X heapsize=)"
+        "--heap", metavar="SIZE",
+        help=(
+            "the Python heap the application gets, as on an ESP32 whose network, umqtt, ntptime and "
+            "machine are built in: after boot gc.mem_free() is SIZE - 2K (the interpreter's own); "
+            "the board's stand-ins live outside it (e.g. 64K; at least 16K; default: the unix "
+            "port's 2M, stand-ins included)"
+        ),
     )
     parser.add_argument(
         "--state", metavar="DIR",

@@ -37,7 +37,8 @@ class VirtualBoard:
     directory: the board's filesystem '/' (None: a new temporary folder, removed by stop()).
     mac: "AA:BB:CC:DD:EE:FF" or 6 bytes (None: derived from the folder).
     baud: UART speed the serial bridge is throttled to (0: unthrottled).
-    heap: MicroPython heap size, e.g. "64K" (None: the unix port's default).
+    heap: the Python heap the application gets, e.g. "64K": gc.mem_free() is heap - 2 KB after
+        boot, the stand-ins held outside it (see README, Heap; None: the unix port's default).
     faults: initial fault set, as for set_faults() (they apply from the first boot).
     state_directory: where the port link, faults.json and console.log live (None: temporary).
     console_file: also append the console log to state_directory/console.log.

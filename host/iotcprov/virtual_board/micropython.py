@@ -1,8 +1,7 @@
-"""Finding the MicroPython unix port and checking what it accepts."""
+"""Finding the MicroPython unix port."""
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -35,17 +34,3 @@ def find_micropython() -> str:
     raise MicroPythonMissing(
         f"micropython: the MicroPython unix port is not installed; the virtual board needs it: {INSTALL_HINT}"
     )
-
-
-def check_heap(micropython: str, heap: str) -> str:
-    """Return `heap` if MicroPython starts with `-X heapsize=heap`, else raise InputError."""
-    try:
-        result = subprocess.run(
-            [micropython, "-X", f"heapsize={heap}", "-c", "pass"],
-            capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise InputError(f"--heap: could not try heap size {heap!r} with {micropython}: {error}") from None
-    if result.returncode != 0:
-        raise InputError(f"--heap: MicroPython rejects heap size {heap!r}; give a size such as 64K or 2M")
-    return heap

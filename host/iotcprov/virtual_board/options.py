@@ -7,7 +7,8 @@ from pathlib import Path
 
 from iotcprov.errors import InputError
 from iotcprov.virtual_board.faults import check_faults
-from iotcprov.virtual_board.micropython import check_heap
+from iotcprov.virtual_board.frozen import standins_folder
+from iotcprov.virtual_board.heap import check_heap
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?:([:-]?)[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
 MAX_BAUD = 5_000_000
@@ -19,8 +20,9 @@ class BoardOptions:
     state_directory: Path  # outside the board: port link, faults, clock, console log
     mac: bytes  # 6 bytes: machine.unique_id() and the station MAC
     baud: int  # 0 = unthrottled
-    heap: str | None  # passed as -X heapsize=
+    heap: int | None  # bytes the application gets (see heap.py); None: the unix port's default heap
     micropython: str  # the unix port executable
+    standins: Path  # mounted at /.vboard: the stand-ins, precompiled when mpy-cross can
     faults: dict = field(default_factory=dict)
 
 
@@ -77,8 +79,11 @@ def build_options(
         mac_bytes = mac
     else:
         mac_bytes = parse_mac(mac)
-    heap_text = None if heap is None else check_heap(micropython, str(heap))
+    state_directory = check_state_directory(state_directory)
+    baud = check_baud(baud)
+    heap_bytes = None if heap is None else check_heap(micropython, heap)
+    checked_faults = check_faults(faults or {})
     return BoardOptions(
-        directory=directory, state_directory=check_state_directory(state_directory), mac=mac_bytes,
-        baud=check_baud(baud), heap=heap_text, micropython=micropython, faults=check_faults(faults or {}),
+        directory=directory, state_directory=state_directory, mac=mac_bytes, baud=baud, heap=heap_bytes,
+        micropython=micropython, standins=standins_folder(micropython), faults=checked_faults,
     )

