@@ -6,11 +6,14 @@ def _preload():
     not frozen into the firmware (the virtual board compiles its stand-ins from source, a user
     may install umqtt as .py) compiling them needs large blocks, which only an unfragmented heap
     still has. Elsewhere (CPython) they are simply absent."""
+    import gc
+
     for name in ("umqtt.simple", "network", "ntptime"):
         try:
             __import__(name)
         except ImportError:
             pass
+        gc.collect()  # the compiler's leftovers, before anything long-lived lands among them
 
 
 _preload()
@@ -28,3 +31,34 @@ def unload(name):
 
     sys.modules.pop("iotc." + name, None)
     globals().pop(name, None)
+
+
+# The hardware watchdog (machine.WDT) while the device runs it: every wait of the firmware feeds
+# it (Device.pause, the link's reads), so only a hang lets it reset the board.
+_dog = None
+RELEASED_MS = 7 * 86400 * 1000  # what the watchdog is stretched to when the device stops
+
+
+def feed():
+    if _dog is not None:
+        _dog.feed()
+
+
+def watchdog(seconds):
+    """Start the watchdog with a `seconds` timeout, or with 0 stop feeding it: a machine.WDT
+    cannot be stopped, so it is stretched to a week (where the port can re-arm it) and the board
+    stays usable at the REPL (deploy, provision) after the device stops or Ctrl-C."""
+    global _dog
+    if not seconds and _dog is None:
+        return
+    from machine import WDT
+
+    try:
+        _dog = WDT(timeout=seconds * 1000 if seconds else RELEASED_MS)
+        _dog.feed()
+    except (OSError, ValueError):
+        if seconds:
+            raise
+        # A port that cannot re-arm a running watchdog resets the board after its timeout.
+    if not seconds:
+        _dog = None

@@ -15,12 +15,21 @@
 #     device.run()                  # returns only if the configuration is broken, or on stop()
 #
 # or from your own loop: device.start(), then call device.step() repeatedly and
-# device.send_telemetry({...}) whenever device.connected.
+# device.send_telemetry({...}) whenever you have something to send.
+#
+# IoT Central features (README "Device features"): device.on_property(name, handler),
+# device.on_command(name, handler), device.on_message(handler), device.report({...}); the code
+# behind them (central.py, pnp.py) is loaded only when the hub sends something for them.
+# Telemetry made while offline waits in a bounded RAM ring (options.buffer_size) and is sent, in
+# order and at QoS 1, after reconnecting. The watchdog (options.watchdog) is fed wherever the
+# firmware waits.
 
 import gc
+import json
 import time
 
-from iotc import files, status, unload
+import iotc
+from iotc import feed, files, status, unload
 
 STAGE_MODULES = {
     "wifi": "bringup",
@@ -29,6 +38,13 @@ STAGE_MODULES = {
     "hub": "session",
     "online": "session",
 }
+
+
+def _feature(device, found, payload):
+    """The handler of every incoming kind an application feature asked for."""
+    from iotc import central
+
+    central.handle(device, found, payload)
 
 
 def _network_up():
@@ -45,11 +61,15 @@ class Device:
     telemetry: None sends the board readings (uptime, free heap, RSSI, temperature) every
     options.telemetry_interval seconds; a callable returning a dict (or None to skip) sends
     that instead; False sends nothing by itself.
+    model_id: the DTMI of the application's model, announced when identity.json has none.
+    info: report the read-only device information (firmware and MicroPython versions, board,
+    MAC) on the first connection of each boot.
     """
 
-    def __init__(self, root=files.ROOT, telemetry=None):
+    def __init__(self, root=files.ROOT, telemetry=None, model_id=None, info=True):
         self.root = root
         self.telemetry = telemetry
+        self.model_id = model_id
         self.settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
         self.policy = None  # policy.State: failure counts behind the backoff
         self.stage = None  # one of STAGE_MODULES, "stopped", or None before start / after stop
@@ -59,7 +79,8 @@ class Device:
         self.renewing = False
         self.uptime_ms = 0
         self.renew_at = self.ping_sent = None
-        self._now = self._wake = self.online_since = self.next_telemetry = time.ticks_ms()
+        self._now = self._wake = self.online_since = time.ticks_ms()
+        self.next_telemetry = None  # the schedule starts with the first connection of a boot
         self._stage_module = None
         # Hooks for device features (properties, commands, C2D): topics subscribed after each
         # connect, handlers by incoming.Incoming kind called as handler(device, incoming,
@@ -67,6 +88,21 @@ class Device:
         self.subscriptions = []
         self.handlers = {}
         self.on_connected = None
+        self.inbox = []  # (incoming, payload) received, handled outside umqtt's wait
+        # Application features: writable-property, command and C2D handlers; the reported
+        # properties not sent yet (a patch) and the acknowledgements in it (for status lines).
+        self.properties = {}  # (component, name): handler(value)
+        self.commands = {}  # 'name' or 'component*name': handler(payload)
+        self.message_handler = None  # handler(body, properties)
+        self.reported = {}
+        self.acks = []
+        self.rid = 0  # last twin request id
+        self.twin_rid = None  # the full-twin GET awaiting its answer
+        # Offline buffer: (body, properties, component, created) waiting to be sent, oldest first.
+        self.buffer = []
+        self.dropped = 0  # telemetry messages dropped from a full buffer since boot
+        self.dropped_reported = 0
+        self.info = info
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -92,6 +128,19 @@ class Device:
 
             self.policy = State()
             unload("policy")
+            s = self.settings
+            if s.model_id is None:
+                s.model_id = self.model_id
+            if s.watchdog:
+                try:
+                    iotc.watchdog(s.watchdog)
+                except (ImportError, OSError, ValueError) as e:  # no usable machine.WDT here
+                    status.emit(
+                        "config error", reason="options.watchdog: this board has no usable "
+                        "machine.WDT (%s); set it to 0" % type(e).__name__,
+                    )  # fmt: skip
+                    return False
+                status.emit("watchdog", "timeout", s.watchdog)
             self.go(("wifi", 0, None, False))
         return ready
 
@@ -109,8 +158,9 @@ class Device:
                     self.step()
                 except Exception as e:  # a fault of ours must not end the device's service
                     self._recover(e)
-        finally:
+        finally:  # stopped, Ctrl-C, or a fault we cannot handle: nobody feeds the watchdog now
             self.close(False)
+            iotc.watchdog(0)
         return True
 
     def step(self):
@@ -121,6 +171,10 @@ class Device:
         self.uptime_ms += time.ticks_diff(now, self._now)  # ticks wrap; their differences do not
         self._now = now
         wait = min(time.ticks_diff(self._wake, now), 1000)
+        if self.stage != "online" and self.telemetry is not False and self.next_telemetry is not None:
+            if time.ticks_diff(now, self.next_telemetry) >= 0:  # offline: into the buffer
+                self.produce()
+            wait = min(wait, time.ticks_diff(self.next_telemetry, now))
         if wait > 0:
             if self.link is not None and self.stage == "online":
                 self._stage("session").wait(self, wait)
@@ -141,12 +195,80 @@ class Device:
             self.go(("clock", 0, "clock-unset", False))
 
     def send_telemetry(self, values, properties=None, component=None):
-        """Send one JSON object of telemetry now (with an optional property bag and component
-        name). True when sent, and acknowledged by the hub when options.telemetry_qos is 1;
-        False while offline or when sending failed."""
-        if self.stage != "online":
+        """Send one JSON object of telemetry (with an optional property bag and component name).
+        True when sent now, and acknowledged by the hub when options.telemetry_qos is 1; False
+        when it went into the offline buffer instead (sent in order after reconnecting)."""
+        if self.settings is None:  # not started
             return False
-        return self._stage("session").send_telemetry(self, values, properties, component)
+        body = json.dumps(values)
+        if self.stage == "online" and not self.buffer:
+            if self._stage("session").send(self, body, properties, component):
+                return True
+        try:
+            from iotc import outbox  # stays loaded while offline; shed before the next handshake
+
+            outbox.keep(self, body, properties, component)
+        except MemoryError:  # not even room for the buffer's code: lost, but counted
+            self.dropped += 1
+            status.emit("buffer dropped", "n", self.dropped, reason="MemoryError")
+        return False
+
+    def produce(self):
+        """One round of the telemetry schedule: the callback's values (or the board readings),
+        sent now or buffered."""
+        self.next_telemetry = time.ticks_add(time.ticks_ms(), self.settings.telemetry_interval * 1000)
+        try:
+            if self.telemetry:
+                values = self.telemetry()
+            else:
+                from iotc.readings import board_readings
+
+                values = board_readings(self.uptime_ms // 1000)
+                unload("readings")
+        except Exception as e:  # the application's callback failed: skip this round
+            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
+            return
+        if values:
+            self.send_telemetry(values)
+
+    def on_property(self, name, handler, component=None):
+        """Call handler(value) for each new desired value of writable property `name` (in
+        `component`), and acknowledge it as IoT Central expects: None = accepted as sent;
+        return (value, ac) or (value, ac, description) to report another value or refuse
+        (e.g. ac=400); an exception is acknowledged with ac=500."""
+        self.properties[(component, name)] = handler
+        self.handlers["twin-response"] = self.handlers["twin-desired"] = _feature
+
+    def on_command(self, name, handler, component=None):
+        """Call handler(payload) for command `name` (in `component`); its result is the answer's
+        JSON payload with status 200, or return (status, payload). An unknown command is
+        answered 404, a handler that raises 500 with the message. Commands queued while the
+        device was offline arrive as C2D messages: the same handler runs, but nobody can
+        receive its answer."""
+        self.commands[component + "*" + name if component else name] = handler
+        self.handlers["method"] = self.handlers["c2d"] = _feature
+
+    def on_message(self, handler):
+        """Call handler(body, properties) for each cloud-to-device message: body as bytes,
+        properties as a dict of strings (offline commands go to their command handler)."""
+        self.message_handler = handler
+        self.handlers["c2d"] = _feature
+
+    def report(self, properties, component=None):
+        """Report read-only properties (a dict; in `component` when given). True when sent now;
+        False when kept for the next connection (newer values of a name replace older)."""
+        from iotc import outbox
+
+        sent = outbox.report(self, properties, component)
+        outbox = None  # this reference too, or unloading frees nothing
+        if self.stage == "online":  # offline it stays loaded for the buffer
+            unload("outbox")
+        return sent
+
+    def feed(self):
+        """Feed the watchdog: only needed by your own code that keeps the device from its
+        waits for longer than options.watchdog."""
+        feed()
 
     def publish(self, topic, payload, qos=0):
         """Publish on the hub session (device features use it for twin and method answers).
@@ -158,6 +280,7 @@ class Device:
     def stop(self):
         self.close()
         self.stage = None
+        iotc.watchdog(0)
 
     # ---- for the stage modules ----------------------------------------------------------
 
@@ -205,8 +328,18 @@ class Device:
             link.close(polite)
 
     def pause(self, ms):
-        """Every sleep of the firmware goes through here (a watchdog is fed here)."""
-        time.sleep_ms(ms)
+        """Every sleep of the firmware goes through here: the watchdog is fed each second."""
+        while ms > 0:
+            feed()
+            time.sleep_ms(min(ms, 1000))
+            ms -= 1000
+
+    def shed(self):
+        """Unload the feature modules (they keep no state; the next use loads them again)
+        before a TLS handshake, the peak of RAM use."""
+        for name in ("outbox", "central", "pnp", "incoming"):
+            unload(name)
+        gc.collect()
 
     # ---- internals ----------------------------------------------------------------------
 

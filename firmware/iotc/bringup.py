@@ -3,7 +3,7 @@
 
 import time
 
-from iotc import clock, status
+from iotc import clock, feed, status
 
 # Station statuses that end a join attempt (ESP32 names; those a port lacks are skipped).
 _GIVE_UP = ("STAT_NO_AP_FOUND", "STAT_WRONG_PASSWORD", "STAT_ASSOC_FAIL", "STAT_HANDSHAKE_TIMEOUT")
@@ -47,6 +47,7 @@ def sync_clock(servers, rounds):
         return None
     for _ in range(rounds):
         for host in servers:
+            feed()  # each attempt is one DNS lookup and a 1 s wait
             ntptime.host = host
             try:
                 ntptime.settime()

@@ -15,10 +15,18 @@ class ClockNotSet(Exception):
     """The clock reads before SANE_FLOOR: set it (NTP) before signing anything."""
 
 
+def _epoch_offset():
+    return EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
+
+
 def unix_time():
     """Seconds since 1970-01-01 UTC as an int, whatever epoch the port counts from."""
-    offset = EPOCH_2000_OFFSET if time.gmtime(0)[0] == 2000 else 0
-    return int(time.time()) + offset
+    return int(time.time()) + _epoch_offset()
+
+
+def iso_utc(unix):
+    """Unix seconds -> '2025-04-21T11:30:16Z' (the form of iothub-creation-time-utc)."""
+    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % tuple(time.gmtime(int(unix) - _epoch_offset())[:6])
 
 
 def clock_is_set(now=None):

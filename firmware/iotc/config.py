@@ -26,7 +26,14 @@ OPTION_LIMITS = {
     "terminal_wait": (3600, 0, 604800),
     "wifi_timeout": (20, 1, 300),
     "ntp_attempts": (2, 1, 10),
+    "buffer_size": (20, 0, 500),
 }
+# The watchdog (seconds, 0 = off) is on by default on an ESP32 only. It must outlast the longest
+# wait that cannot feed it: a connect (connect_timeout) or one read (response_timeout), plus DNS
+# and TLS arithmetic, which WATCHDOG_MARGIN covers.
+WATCHDOG_ESP32 = 120
+WATCHDOG_MARGIN = 10
+WATCHDOG_MAX = 3600
 DEFAULT_NTP_SERVERS = ("pool.ntp.org", "time.google.com", "time.cloudflare.com")
 
 
@@ -94,10 +101,26 @@ def options(doc=None, into=None):
         if not isinstance(host, str) or not host or " " in host:
             _fail("options.ntp_servers", "must be a non-empty list of host names")
     record.ntp_servers = tuple(servers)
+    record.watchdog = _watchdog(doc, record)
     # A SAS session is renewed token_margin seconds before expiry, but at most a fifth of the
     # token's life early, so short test tokens are still used for a while.
     record.renew_after = record.token_ttl - min(record.token_margin, record.token_ttl // 5)
     return record
+
+
+def _watchdog(doc, record):
+    import sys
+
+    default = WATCHDOG_ESP32 if sys.platform == "esp32" else 0
+    seconds = _number(doc, "watchdog", default, 0, WATCHDOG_MAX, "options.watchdog")
+    low = max(record.connect_timeout, record.response_timeout) + WATCHDOG_MARGIN
+    if 0 < seconds < low:
+        _fail(
+            "options.watchdog",
+            "must be 0 (off) or %d-%d s: %d s above connect_timeout and response_timeout"
+            % (low, WATCHDOG_MAX, WATCHDOG_MARGIN),
+        )
+    return seconds
 
 
 def identity(doc, folder):

@@ -7,6 +7,7 @@ from iotc import VERSION
 
 API_VERSION = "2021-04-12"
 JSON_BAG = "$.ct=application%2Fjson&$.ce=utf-8"  # IoT Central needs both on telemetry
+CREATION_TIME = "iothub-creation-time-utc"
 
 TWIN_RESPONSE_SUBSCRIBE = "$iothub/twin/res/#"
 TWIN_DESIRED_SUBSCRIBE = "$iothub/twin/PATCH/properties/desired/#"
@@ -30,8 +31,10 @@ def encode_bag(properties):
     return "&".join(quote(str(name)) + "=" + quote(str(value)) for name, value in items)
 
 
-def telemetry_topic(device_id, properties=None, component=None):
-    """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers, $.sub and user properties."""
+def telemetry_topic(device_id, properties=None, component=None, created=None):
+    """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers, $.sub, user properties and,
+    for a message sent later than it was made, `created` ('2025-04-21T11:30:16Z') as
+    iothub-creation-time-utc, the time IoT Central then shows for it."""
     topic = "devices/" + device_id + "/messages/events/" + JSON_BAG
     if component:
         from iotc.sas import quote
@@ -39,6 +42,8 @@ def telemetry_topic(device_id, properties=None, component=None):
         topic += "&$.sub=" + quote(component)
     if properties:
         topic += "&" + encode_bag(properties)
+    if created:
+        topic += "&" + CREATION_TIME + "=" + created.replace(":", "%3A")
     return topic
 
 

@@ -1,12 +1,15 @@
 # One MQTT session over TLS on umqtt.simple, with every wait bounded: select.poll with a
 # deadline before each read, because a TLS socket on an ESP32 has no timeout after connect and
-# a half-open link would otherwise block forever (docs: spec/micropython-esp32.md).
+# a half-open link would otherwise block forever (docs: spec/micropython-esp32.md). Each wait
+# feeds the watchdog first, so the longest unfed stretch is one connect or one bounded read.
 
 import errno
 import select
 import time
 
 from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException re-exported)
+
+from iotc import feed
 
 
 def tls_context():
@@ -37,6 +40,7 @@ class _Client(MQTTClient):
     poller = None
 
     def readable(self, ms):
+        feed()  # every wait for the server starts with a fed watchdog and is bounded by `ms`
         if self.poller is None:
             self.poller = select.poll()
             self.poller.register(self.sock, select.POLLIN)

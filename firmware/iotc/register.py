@@ -20,7 +20,7 @@ def step(device):
     password = credentials.password(s)[0]
     credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
-    gc.collect()
+    device.shed()  # the TLS handshake is the peak of RAM use
     outcome, detail = run(s, password, device.tls)
     del password
     unload("dps")  # the answer is plain values by now; make room for the policy

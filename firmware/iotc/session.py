@@ -1,10 +1,10 @@
 # The hub and online stages: connect to the assigned IoT Hub with a fresh token, then keep the
 # session alive — renew it before the token expires, ping when quiet, send telemetry when due,
-# and hand what the hub sends to the device's handlers. Loaded from the first hub connection on;
-# all session state lives on the Device, so this module can be unloaded between sessions.
+# send what waited offline (reported properties, buffered telemetry), and hand what the hub sends
+# to the device's handlers. Loaded from the first hub connection on; all session state lives on
+# the Device, so this module can be unloaded between sessions.
 
 import errno
-import gc
 import json
 import time
 
@@ -41,7 +41,7 @@ def connect(device):
     credentials = None  # this reference too, or unloading frees nothing
     unload("credentials")
     unload("sas")  # until the next token
-    gc.collect()
+    device.shed()  # the TLS handshake is the peak of RAM use
     link = Link(
         s.hub, s.hub_port, s.assigned_id, user, password, device.tls,
         lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
@@ -50,7 +50,7 @@ def connect(device):
     try:
         link.connect(False, s.connect_timeout)  # keep the session: queued C2D survives
         device.link = link
-        for topic in device.subscriptions:
+        for topic in topics(device):
             link.subscribe(topic, 1)
     except MQTTException as e:
         device.close(False)
@@ -75,10 +75,25 @@ def connect(device):
         status.emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
     else:
         status.emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
-        device.next_telemetry = now
     device.go(("online", 0, None, False))
-    if device.on_connected is not None:
-        device.on_connected(device)
+    connected(device, now)
+
+
+# What each incoming kind needs subscribed (C2D's topic names the device).
+KIND_TOPICS = (
+    ("twin-response", hub.TWIN_RESPONSE_SUBSCRIBE),
+    ("twin-desired", hub.TWIN_DESIRED_SUBSCRIBE),
+    ("method", hub.METHODS_SUBSCRIBE),
+)
+
+
+def topics(device):
+    """The topics to subscribe: those of the incoming kinds that have a handler, then the
+    device's own `subscriptions`."""
+    wanted = [topic for kind, topic in KIND_TOPICS if kind in device.handlers]
+    if "c2d" in device.handlers:
+        wanted.append(hub.c2d_subscribe_topic(device.settings.assigned_id))
+    return wanted + device.subscriptions
 
 
 def serve(device):
@@ -102,14 +117,20 @@ def serve(device):
     except TRANSPORT_ERRORS as e:
         lost(device, describe(e))
         return
+    if device.inbox:  # the hub's messages, to the application's handlers
+        from iotc import outbox
+
+        outbox.handle_inbox(device)
+        outbox = None  # this reference too, or unloading frees nothing
+        for name in ("outbox", "central", "pnp"):  # loaded again for the next message
+            unload(name)
+        if device.stage != "online":
+            return
+    if not flush_reported(device) or not flush_buffer(device):  # what waited to go out
+        return
     if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
-        device.next_telemetry = time.ticks_add(now, s.telemetry_interval * 1000)
-        try:
-            values = device.telemetry() if device.telemetry else readings(device)
-        except Exception as e:  # the application's callback failed: skip this round, stay online
-            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
-            values = None
-        if values and not send_telemetry(device, values):
+        device.produce()
+        if device.stage != "online":
             return
     wait(device, until_due(device))
 
@@ -121,6 +142,8 @@ def quiet_since(link):
 
 def until_due(device):
     """Milliseconds until the next online chore (at most 1000)."""
+    if device.inbox or device.reported or device.buffer:
+        return 0
     now = time.ticks_ms()
     due = time.ticks_diff(time.ticks_add(quiet_since(device.link), device.settings.keepalive * 500), now)
     if device.renew_at is not None:
@@ -128,14 +151,6 @@ def until_due(device):
     if device.telemetry is not False:
         due = min(due, time.ticks_diff(device.next_telemetry, now))
     return max(min(due, 1000), 0)
-
-
-def readings(device):
-    from iotc.readings import board_readings
-
-    values = board_readings(device.uptime_ms // 1000)
-    unload("readings")
-    return values
 
 
 def publish(device, topic, payload, qos):
@@ -147,13 +162,82 @@ def publish(device, topic, payload, qos):
     return True
 
 
-def send_telemetry(device, values, properties=None, component=None):
+def send(device, body, properties=None, component=None, created=None, qos=None):
+    """Publish one telemetry message (a JSON text) at options.telemetry_qos unless `qos`."""
     s = device.settings
-    body = json.dumps(values)
-    if not publish(device, hub.telemetry_topic(s.assigned_id, properties, component), body, s.telemetry_qos):
+    if qos is None:
+        qos = s.telemetry_qos
+    topic = hub.telemetry_topic(s.assigned_id, properties, component, created)
+    if not publish(device, topic, body, qos):
         return False
     device.sent += 1
-    status.emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", s.telemetry_qos)
+    status.emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", qos)
+    return True
+
+
+def connected(device, now):
+    """Right after each hub connection: start the telemetry schedule (first connection of a
+    boot), queue the device information (once per boot) and send the reported properties;
+    then read the whole twin, on every connection (desired changes made while the link was down
+    are sent to nobody), so each desired value not acknowledged yet is applied and acknowledged:
+    reported first, so the twin read already holds them. Last, the application's hook."""
+    if device.next_telemetry is None:
+        device.next_telemetry = now
+    if device.info:
+        from iotc.readings import device_info
+
+        device.info = False
+        device.reported.update(device_info())  # root properties: a plain merge
+        unload("readings")
+    if not flush_reported(device):
+        return
+    if device.properties:
+        device.rid += 1
+        device.twin_rid = str(device.rid)
+        if not publish(device, hub.twin_get_topic(device.twin_rid), "", 0):
+            return
+    if device.on_connected is not None:
+        device.on_connected(device)
+
+
+def flush_buffer(device):
+    """Send the offline buffer oldest first, at QoS 1: a message leaves the buffer only once the
+    hub acknowledged it. False when the session broke (the rest waits for the next one)."""
+    ring = device.buffer
+    if not ring:
+        return True
+    from iotc.clock import iso_utc
+
+    count = 0
+    while ring:
+        body, properties, component, created = ring[0]
+        if not send(device, body, properties, component, created and iso_utc(created), 1):
+            return False
+        ring.pop(0)
+        count += 1
+    status.emit("buffer flushed", "n", count, "dropped", device.dropped)
+    if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator
+        device.dropped_reported = device.dropped
+        device.reported["bufferDropped"] = device.dropped
+    return True
+
+
+def flush_reported(device):
+    """Send the reported properties waiting on the device as one twin patch (QoS 1). False when
+    the session broke; the patch then waits for the next connection."""
+    patch = device.reported
+    if not patch:
+        return True
+    device.reported = {}
+    device.rid += 1
+    if not publish(device, hub.twin_patch_topic(device.rid), json.dumps(patch), 1):
+        for name in device.reported:  # anything newer replaces what did not go out
+            patch[name] = device.reported[name]
+        device.reported = patch
+        return False
+    for name, component, av, ac in device.acks:
+        status.emit("property acked", "name", name, "component", component, "av", av, "ac", ac)
+    device.acks = []
     return True
 
 
@@ -166,17 +250,20 @@ def wait(device, ms):
 
 
 def receive(device, topic, payload):
-    """umqtt's callback for every PUBLISH of the hub: to the handler for its kind, if any."""
+    """umqtt's callback for every PUBLISH of the hub: into the inbox when its kind has a handler."""
     from iotc.incoming import parse_topic
 
     found = parse_topic(device.settings.assigned_id, topic if isinstance(topic, str) else topic.decode())
-    handler = device.handlers.get(found.kind) if found else None
-    if handler is not None:
-        handler(device, found, payload)
+    if found is not None and found.kind in device.handlers:
+        device.inbox.append((found, payload))
 
 
 def lost(device, reason):
     device.close(False)
+    # Answers and requests of the broken session are void; C2D messages were acknowledged to
+    # the hub already, so they are still handled after reconnecting.
+    device.inbox = [item for item in device.inbox if item[0].kind == "c2d"]
+    device.twin_rid = None
     status.emit("hub disconnected", "host", device.settings.hub, reason=reason)
     lasted = time.ticks_diff(time.ticks_ms(), device.online_since)
     device.go(device.decide("hub_lost", lasted, reason))

@@ -38,9 +38,33 @@ def prepare(device):
     gc.collect()
     status.emit(
         "boot", "version", VERSION, "device", s.device_id, "auth", s.auth, "identity", s.folder,
-        "cache", s.cache_state, "free", gc.mem_free(),
+        "cache", s.cache_state, "reset", reset_cause(), "free", gc.mem_free(),
     )  # fmt: skip
     return True
+
+
+# machine.reset_cause() values by their ESP32 names.
+RESET_CAUSES = (
+    ("PWRON_RESET", "power-on"),
+    ("HARD_RESET", "hard"),
+    ("WDT_RESET", "watchdog"),
+    ("DEEPSLEEP_RESET", "deepsleep"),
+    ("SOFT_RESET", "soft"),
+)
+
+
+def reset_cause():
+    """Why the board last started ('power-on', 'watchdog', ...), or None where unknown."""
+    try:
+        import machine
+
+        cause = machine.reset_cause()
+    except Exception:  # a port without it
+        return None
+    for name, text in RESET_CAUSES:
+        if getattr(machine, name, None) == cause:
+            return text
+    return cause
 
 
 def _json(path):

