@@ -23,11 +23,6 @@ from tests.virtual_board.processes import children_of
 IOTCPROV = [sys.executable, "-m", "iotcprov"]
 DEMO_TIMEOUT = 90  # the demo itself promises under a minute
 MODEL = resources.firmware_dir() / "models" / "thermostat.json"  # what the example main.py announces
-# The property and command steps need the firmware's device features (issue #7), which arrive with
-# the thermostat main.py and its model.
-needs_device_features = pytest.mark.skipif(
-    not MODEL.is_file(), reason="the firmware has no device features yet (issue #7)"
-)
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +121,6 @@ def assert_demo_happened(seen: dict, attestation: str, group: str) -> None:
     assert answered == [f"{steps.COMMAND_NAME} -> 200"]
 
 
-@needs_device_features
 def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     keep = tmp_path / "kept"
     demo = start_demo("--keep", str(keep), "--json")
@@ -164,7 +158,6 @@ def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     assert group_key.encode() not in board_bytes and device_key.encode() in board_bytes
 
 
-@needs_device_features
 def test_x509_demo_uses_a_verified_ca_group(tmp_path):
     keep = tmp_path / "kept"
     result = subprocess.run(

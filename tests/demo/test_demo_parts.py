@@ -6,7 +6,6 @@ import platform
 import select
 
 import pytest
-from iotcprov import resources
 from iotcprov.demo import DemoFailed, DemoOptions, DemoUnavailable, check_platform, run_demo, steps
 from iotcprov.demo.console import ConsoleFollower, parse_status
 from iotcprov.demo.timeline import Timeline
@@ -63,17 +62,13 @@ def test_the_follower_puts_lines_on_the_timeline_and_stops_at_a_failure(board):
     assert all(event.step == "boot" and event.source == "board" for event in timeline.events)
 
 
-@pytest.mark.skipif(
-    not (resources.firmware_dir() / "models" / "thermostat.json").is_file(),
-    reason="the firmware has no device features yet (issue #7)",
-)
 def test_a_failing_step_names_itself_and_stops_everything(tmp_path, monkeypatch):
     pytest.importorskip("iotcprov.virtual_board")
     try:
         check_platform()
     except DemoUnavailable as missing:
         pytest.skip(str(missing))
-    monkeypatch.setattr(steps, "COMMAND_NAME", "noSuchCommand")  # the firmware answers 404
+    monkeypatch.setattr(steps, "PROPERTY_VALUE", 99)  # the thermostat refuses targets outside 5-35
     before = set(children_of(os.getpid()))
     watched = []
 
@@ -81,7 +76,8 @@ def test_a_failing_step_names_itself_and_stops_everything(tmp_path, monkeypatch)
         if event.step == "telemetry" and event.milestone:
             watched.extend(os.pidfd_open(pid) for pid in set(children_of(os.getpid())) - before)
 
-    with pytest.raises(DemoFailed, match=r"^demo: command: command noSuchCommand answered 404"):
+    refused = r'^demo: property: the device refused targetTemperature: .*"ac": 400'
+    with pytest.raises(DemoFailed, match=refused):
         run_demo(DemoOptions(keep=tmp_path / "kept", baud=0), on_event=on_event)
     assert watched, "the emulator process should have been running"
     for pidfd in watched:
