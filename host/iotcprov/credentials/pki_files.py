@@ -71,7 +71,7 @@ class Issuer:
 
     cert: x509.Certificate
     upper: list[x509.Certificate]  # the issuing CA's own issuers, nearest first
-    key: pki.PrivateKey
+    key: pki.PrivateKey = field(repr=False)
 
     def chain_above_leaf(self) -> list[x509.Certificate]:
         """Issuing CA and its issuers up to, not including, a self-signed root."""
