@@ -18,7 +18,7 @@ from iotcprov import resources
 from iotcprov.board.bytecode import compile_sources, compiler_for
 from iotcprov.board.connection import BoardSession, open_board
 from iotcprov.board.layout import FIRMWARE_DIR, MAIN
-from iotcprov.errors import OperationError
+from iotcprov.errors import InputError, OperationError
 
 DEPLOYED = FIRMWARE_DIR + "/deployed.json"
 PACKAGE = "iotc"
@@ -40,8 +40,15 @@ class DeployResult:
         return dict(self.__dict__)
 
 
+def check_firmware_folder(firmware: Path | None, field: str = "--source") -> None:
+    """A firmware folder given instead of the packaged one must hold the iotc package."""
+    if firmware is not None and not (Path(firmware) / PACKAGE / "__init__.py").is_file():
+        raise InputError(f"{field}: {str(firmware)!r} has no {PACKAGE}/__init__.py; give the firmware folder")
+
+
 def firmware_sources(firmware: Path | None = None) -> dict[str, bytes]:
     """{'iotc/app.py': source, ...} of the firmware package, subpackages included."""
+    check_firmware_folder(firmware)
     root = Path(firmware) if firmware else resources.firmware_dir()
     package = root / PACKAGE
     return {
@@ -142,6 +149,7 @@ def deploy(
     connect: Callable[[str], BoardSession] = open_board,
 ) -> DeployResult:
     """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
+    check_firmware_folder(firmware)  # before the board is touched
     started = time.monotonic()
     with connect(port) as session:
         result = deploy_session(session, main=main, firmware=firmware, compile=compile)

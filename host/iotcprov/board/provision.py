@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from iotcprov.board.connection import BoardSession, open_board
-from iotcprov.board.identity import IdentityBundle
+from iotcprov.board.identity import IdentityBundle, WifiSettings
 from iotcprov.board.layout import (
     ACTIVE,
     ACTIVE_TEMP,
@@ -26,6 +26,11 @@ from iotcprov.board.layout import (
     identity_dir,
 )
 from iotcprov.errors import InputError, OperationError
+
+__all__ = [
+    "ActiveIdentity", "ProvisionResult", "WifiSettings", "erase", "erase_identity", "provision",
+    "read_active_identity", "set_board_clock", "write_identity",
+]  # fmt: skip
 
 # What an operator may see of identity.json (everything in it is non-secret by contract).
 SUMMARY_FIELDS = (
@@ -56,15 +61,6 @@ class ActiveIdentity:
     def summary(self) -> dict:
         settings = self.settings or {}
         return {"folder": self.folder, **{name: settings.get(name) for name in SUMMARY_FIELDS}}
-
-
-@dataclass(frozen=True)
-class WifiSettings:
-    ssid: str
-    password: str
-
-    def __repr__(self) -> str:
-        return f"WifiSettings(ssid={self.ssid!r}, password=<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -168,8 +164,7 @@ def write_identity(
             )
         _write_atomically(session, ACTIVE, (bundle.folder + "\n").encode("ascii"))
     if wifi is not None:
-        document = json.dumps({"ssid": wifi.ssid, "password": wifi.password}, separators=(",", ":"))
-        _write_atomically(session, WIFI, document.encode("utf-8"))
+        _write_atomically(session, WIFI, wifi.file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
@@ -206,6 +201,12 @@ def provision(
                 "seconds": time.monotonic() - started,
             }
         )
+
+
+def erase(port: str, connect: Callable[[str], BoardSession] = open_board) -> str | None:
+    """Open `port` and erase the identity (see erase_identity); returns the erased device ID."""
+    with connect(port) as session:
+        return erase_identity(session)
 
 
 def erase_identity(session: BoardSession) -> str | None:

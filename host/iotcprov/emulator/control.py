@@ -18,7 +18,7 @@ from typing import Any
 
 from iotcprov.credentials import pki
 from iotcprov.emulator import certs
-from iotcprov.emulator.faults import FaultError
+from iotcprov.emulator.faults import PARAMETERS, FaultError
 from iotcprov.emulator.hub import DeviceOffline, HubRegistry, merge_patch
 from iotcprov.emulator.session import Context
 from iotcprov.errors import InputError
@@ -372,18 +372,7 @@ class Control:
 
     # ------------------------------------------------------------ faults, events, stats
     def add_fault(self, kind: str, **fields: Any) -> dict:
-        known = {
-            "endpoint",
-            "device",
-            "count",
-            "status",
-            "retry_after",
-            "after_packets",
-            "return_code",
-            "seconds",
-            "per_minute",
-        }
-        unknown = set(fields) - known
+        unknown = set(fields) - {"endpoint", "device", "count", *PARAMETERS}
         if unknown:
             raise _bad(f"{', '.join(sorted(unknown))}: not a fault field")
         try:
