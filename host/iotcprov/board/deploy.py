@@ -16,7 +16,7 @@ from pathlib import Path
 
 from iotcprov import resources
 from iotcprov.board.bytecode import compile_sources, compiler_for
-from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.connection import BoardSession, open_board, run_counted
 from iotcprov.board.layout import FIRMWARE_DIR, MAIN
 from iotcprov.errors import InputError, OperationError
 
@@ -90,6 +90,16 @@ def build_deployment(
     return files, label, version
 
 
+def read_deployed(session: BoardSession) -> dict | None:
+    """deployed.json on the board ({"version", "bytecode"}), or None when absent or unreadable."""
+    text = session.read_text(DEPLOYED)
+    try:
+        deployed = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return deployed if isinstance(deployed, dict) else None
+
+
 def _board_files(session: BoardSession, folder: str) -> list[str]:
     """Every file under `folder` on the board (recursively)."""
     found, pending = [], [folder]
@@ -150,14 +160,6 @@ def deploy(
 ) -> DeployResult:
     """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
     check_firmware_folder(firmware)  # before the board is touched
-    started = time.monotonic()
-    with connect(port) as session:
-        result = deploy_session(session, main=main, firmware=firmware, compile=compile)
-        return DeployResult(
-            **{
-                **result.as_dict(),
-                "bytes_sent": session.bytes_sent,
-                "bytes_received": session.bytes_received,
-                "seconds": time.monotonic() - started,
-            }
-        )
+    return run_counted(
+        port, lambda session: deploy_session(session, main=main, firmware=firmware, compile=compile), connect
+    )

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.connection import BoardSession, open_board, run_counted
 from iotcprov.board.identity import IdentityBundle, WifiSettings
 from iotcprov.board.layout import (
     ACTIVE,
@@ -190,17 +190,11 @@ def provision(
     connect: Callable[[str], BoardSession] = open_board,
 ) -> ProvisionResult:
     """Open `port` and write `bundle` (see write_identity). The counts include connecting."""
-    started = time.monotonic()
-    with connect(port) as session:
-        result = write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock)
-        return ProvisionResult(
-            **{
-                **result.as_dict(),
-                "bytes_sent": session.bytes_sent,
-                "bytes_received": session.bytes_received,
-                "seconds": time.monotonic() - started,
-            }
-        )
+    return run_counted(
+        port,
+        lambda session: write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock),
+        connect,
+    )
 
 
 def erase(port: str, connect: Callable[[str], BoardSession] = open_board) -> str | None:
