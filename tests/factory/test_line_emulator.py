@@ -31,6 +31,7 @@ from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.labels import label_payload, label_png
 from iotcprov.factory.line import Watch, run_line
 from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.report import report_csv
 from iotcprov.factory.view import PlainView
 from rich.console import Console
 
@@ -288,6 +289,7 @@ def test_x509_watch_mode_issues_a_leaf_per_device(emulator, stations_factory, tm
         **manifest_files(manifest),
         "audit log": (tmp_path / "x509.audit.jsonl").read_bytes(),
         "terminal": terminal.getvalue().encode(),
+        "report": report_csv(manifest)[0].encode(),
     }
     assert secrets_found(haystacks, secrets) == []
     ca_der = pki.key_to_der(ca_key)

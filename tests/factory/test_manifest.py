@@ -130,6 +130,8 @@ def test_settings_of_the_first_run_bind_the_manifest(tmp_path):
         manifest.bind_settings(id_scope="0ne00AAAAAA", auth="sas")
         with pytest.raises(InputError, match="--id-scope: the manifest .* was started with '0ne00AAAAAA'"):
             manifest.bind_settings(id_scope="0ne00BBBBBB", auth="sas")
+        with pytest.raises(InputError, match="--group-key/--ca-cert: the manifest .* 'sas', not 'x509'"):
+            manifest.bind_settings(id_scope="0ne00AAAAAA", auth="x509")
 
 
 def test_unusable_paths(tmp_path):

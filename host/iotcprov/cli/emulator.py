@@ -120,7 +120,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     create.set_defaults(func=_group_create)
     verify = _add(group_commands, "verify", help="proof of possession: upload the signed verification cert")
     verify.add_argument("--name", required=True, help="enrollment group name")
-    verify.add_argument("--cert", required=True, metavar="FILE")
+    verify.add_argument(
+        "--cert", required=True, metavar="FILE", help="the signed verification certificate (PEM)"
+    )
     verify.set_defaults(func=_group_verify)
     for action in ("enable", "disable"):
         toggle = _add(group_commands, action, help=f"{action} an enrollment group")
@@ -154,18 +156,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     invoke = command("invoke", "call a direct method (IoT Central command)", _invoke)
     invoke.add_argument("--device-id", required=True, help="device ID")
     invoke.add_argument("--command", required=True, dest="method_name", help="command (direct method) name")
-    invoke.add_argument("--payload", metavar="JSON")
-    invoke.add_argument("--timeout", type=float, default=30)
+    invoke.add_argument(
+        "--payload", metavar="JSON", help="the command's request payload, JSON (default: none)"
+    )
+    invoke.add_argument(
+        "--timeout", type=float, default=30, metavar="S", help="seconds to wait for the answer (default: 30)"
+    )
 
     c2d = command("c2d", "send a cloud-to-device message", _c2d)
     c2d.add_argument("--device-id", required=True, help="device ID")
-    c2d.add_argument("--body", required=True)
-    c2d.add_argument("--property", action="append", default=[], metavar="K=V")
+    c2d.add_argument("--body", required=True, help="the message body (text)")
+    c2d.add_argument(
+        "--property", action="append", default=[], metavar="K=V", help="an application property (repeatable)"
+    )
 
     events = command("events", "the event log (refusals with reasons, connections, registrations)", _events)
-    events.add_argument("--kind")
+    events.add_argument("--kind", help="only events of this kind, e.g. 'connect refused'")
     events.add_argument("--device-id", help="only for this device")
-    events.add_argument("--after", type=int)
+    events.add_argument("--after", type=int, metavar="ID", help="only events after this event ID")
     command("stats", "counters: TLS handshakes, registrations, connections, telemetry", _stats)
 
     fault = command("fault", "inject faults (see docs/emulator.md)", None)
@@ -174,35 +182,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     def fault_command(name: str, help_text: str, endpoint: bool = True) -> argparse.ArgumentParser:
         sub = _add(fault_commands, name, help=help_text)
         if endpoint:
-            sub.add_argument("--endpoint", choices=["dps", "hub"], required=True)
+            sub.add_argument(
+                "--endpoint", choices=["dps", "hub"], required=True, help="which service misbehaves"
+            )
         sub.add_argument("--device-id", help="only for this device")
         sub.set_defaults(func=_fault, fault_kind=name)
         return sub
 
     sub = fault_command("dps-status", "next N DPS answers carry this status", endpoint=False)
-    sub.add_argument("--status", type=int, required=True)
-    sub.add_argument("--retry-after", type=int, default=1)
-    sub.add_argument("--count", type=int, default=1)
+    sub.add_argument("--status", type=int, required=True, help="HTTP-style status, e.g. 429 or 503")
+    sub.add_argument(
+        "--retry-after",
+        type=int,
+        default=1,
+        metavar="S",
+        help="the retry-after it carries, seconds (default: 1)",
+    )
+    sub.add_argument("--count", type=int, default=1, help="how many times (default: 1)")
     sub = fault_command("drop", "close the next N connections after some packets")
-    sub.add_argument("--after-packets", type=int, required=True)
-    sub.add_argument("--count", type=int, default=1)
+    sub.add_argument(
+        "--after-packets", type=int, required=True, metavar="N", help="packets received before the drop"
+    )
+    sub.add_argument("--count", type=int, default=1, help="how many times (default: 1)")
     sub = fault_command("refuse-connect", "answer the next N CONNECTs with a return code")
-    sub.add_argument("--return-code", type=int, default=5)
-    sub.add_argument("--count", type=int, default=1)
+    sub.add_argument(
+        "--return-code", type=int, default=5, help="CONNACK return code (default: 5, not authorized)"
+    )
+    sub.add_argument("--count", type=int, default=1, help="how many times (default: 1)")
     sub = fault_command("delay", "delay answers by some seconds")
-    sub.add_argument("--seconds", type=float, required=True)
+    sub.add_argument("--seconds", type=float, required=True, help="delay, seconds")
     sub.add_argument("--count", type=int, help="this many answers (default: until cleared)")
     sub = fault_command(
         "session-limit", "hub sessions end at min(token expiry, connect + N s)", endpoint=False
     )
-    sub.add_argument("--seconds", type=float, required=True)
+    sub.add_argument("--seconds", type=float, required=True, metavar="N", help="session length, seconds")
     sub = fault_command("outage", "drop hub connections and refuse reconnects for S seconds", endpoint=False)
-    sub.add_argument("--seconds", type=float, required=True)
+    sub.add_argument("--seconds", type=float, required=True, metavar="S", help="outage length, seconds")
     sub = fault_command("dps-rate", "answer 429 above N registrations per minute", endpoint=False)
-    sub.add_argument("--per-minute", type=int, required=True)
+    sub.add_argument(
+        "--per-minute", type=int, required=True, metavar="N", help="registrations allowed per minute"
+    )
     _add(fault_commands, "list", help="active faults").set_defaults(func=_fault_list)
     clear = _add(fault_commands, "clear", help="remove all faults (or one by --id)")
-    clear.add_argument("--id", type=int)
+    clear.add_argument("--id", type=int, help="the fault's ID, as `fault list` shows")
     clear.set_defaults(func=_fault_clear)
 
 

@@ -79,6 +79,10 @@ def now_utc() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# A bound setting whose name is not its command-line option.
+_SETTING_OPTIONS = {"auth": "--group-key/--ca-cert"}
+
+
 @dataclass(frozen=True)
 class DeviceRecord:
     device_id: str
@@ -189,8 +193,9 @@ class Manifest:
                 if found is None:
                     db.execute("INSERT INTO meta VALUES (?, ?)", (name, value))
                 elif found[0] != value:
+                    option = _SETTING_OPTIONS.get(name, "--" + name.replace("_", "-"))
                     raise InputError(
-                        f"--{name.replace('_', '-')}: the manifest {self.path} was started with "
+                        f"{option}: the manifest {self.path} was started with "
                         f"{found[0]!r}, not {value!r}; use the same setting or another --manifest"
                     )
 
