@@ -5,7 +5,7 @@ import itertools
 from typing import NamedTuple
 
 import pytest
-from iotc import dps, policy
+from iotc import policy
 from iotc.config import options as Options
 
 
