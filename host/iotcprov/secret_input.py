@@ -17,9 +17,10 @@ from iotcprov.errors import InputError
 from iotcprov.validation import validate_key
 
 STDIN_PATH = "-"
+KEY_TEXT = "the key as base64 text"
 
 
-def _read_secret_file(path: str, field: str) -> str:
+def _read_secret_file(path: str, field: str, holds: str) -> str:
     if path == STDIN_PATH:
         return sys.stdin.read()
     try:
@@ -27,11 +28,16 @@ def _read_secret_file(path: str, field: str) -> str:
     except OSError as error:
         raise InputError(f"{field}: cannot read {path!r}: {error.strerror or error}") from None
     except UnicodeDecodeError:
-        raise InputError(f"{field}: {path!r} is not text; it should hold the key as base64 text") from None
+        raise InputError(f"{field}: {path!r} is not text; it should hold {holds}") from None
 
 
 def _resolve(
-    value: str | None, file: str | None, env_var: str, field: str, environ: Mapping[str, str] | None
+    value: str | None,
+    file: str | None,
+    env_var: str,
+    field: str,
+    environ: Mapping[str, str] | None,
+    holds: str = KEY_TEXT,
 ) -> tuple[str, str]:
     """(secret text, name of the source it came from)."""
     environ = os.environ if environ is None else environ
@@ -51,23 +57,29 @@ def _resolve(
     if source == field:
         text = value or ""
     elif source == file_field:
-        text = _read_secret_file(file or "", file_field)
+        text = _read_secret_file(file or "", file_field, holds)
     else:
         text = environ[env_var]
     text = text.strip()
     if not text:
-        raise InputError(f"{source}: empty; it must hold the key as base64 text")
+        raise InputError(f"{source}: empty; it must hold {holds}")
     return text, source
 
 
 def resolve_secret(
-    value: str | None, file: str | None, env_var: str, field: str, environ: Mapping[str, str] | None = None
+    value: str | None,
+    file: str | None,
+    env_var: str,
+    field: str,
+    environ: Mapping[str, str] | None = None,
+    holds: str = KEY_TEXT,
 ) -> str:
     """The secret from exactly one of `value`, the file at `file`, or `env_var`; whitespace stripped.
 
     `field` is the option name (e.g. "--group-key"); its file option is `field` + "-file".
+    `holds` says in error messages what the secret should be.
     """
-    return _resolve(value, file, env_var, field, environ)[0]
+    return _resolve(value, file, env_var, field, environ, holds)[0]
 
 
 def resolve_key(
@@ -86,6 +98,7 @@ class SecretOption:
     flag: str
     env_var: str
     what: str
+    is_key: bool = True  # a base64 key (False: free text, such as a password)
 
     @property
     def file_flag(self) -> str:
@@ -104,9 +117,9 @@ class SecretOption:
         parser.add_argument(
             self.flag,
             dest=self.dest,
-            metavar="KEY",
-            help=f"{self.what} as base64 (or use {self.file_flag} or {self.env_var} to keep it out of "
-            "shell history)",
+            metavar="KEY" if self.is_key else "TEXT",
+            help=f"{self.what}{' as base64' if self.is_key else ''} (or use {self.file_flag} or "
+            f"{self.env_var} to keep it out of shell history)",
         )
         parser.add_argument(
             self.file_flag,
@@ -117,8 +130,9 @@ class SecretOption:
 
     def resolve(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:
         """The secret text from parsed `args` or the environment."""
+        holds = KEY_TEXT if self.is_key else f"the {self.what}"
         return resolve_secret(
-            getattr(args, self.dest), getattr(args, self.file_dest), self.env_var, self.flag, environ
+            getattr(args, self.dest), getattr(args, self.file_dest), self.env_var, self.flag, environ, holds
         )
 
     def resolve_key(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:

@@ -198,6 +198,18 @@ def test_x509_group_holding_an_intermediate_with_chain_presented(emulator, tmp_p
     _assert_assigned(emulator, result, "sdk-x509-2", "group", "sdk-x509-intermediate", "x509")
 
 
+def test_x509_group_holding_a_root_above_the_intermediate_the_device_presents(emulator, tmp_path):
+    root_key, intermediate_key = testpki.generate_key(), testpki.generate_key()
+    root = testpki.make_root_ca("sdk upper root", root_key)
+    intermediate = testpki.make_intermediate_ca("sdk inner CA", intermediate_key, root, root_key)
+    _verified_group(emulator, "sdk-x509-upper-root", root, root_key)
+    device_key = testpki.generate_key()
+    leaf = testpki.make_device_cert("sdk-x509-3", device_key, intermediate, intermediate_key)
+    cert_file, key_file = testpki.write_identity(tmp_path, "dev", [leaf, intermediate], device_key)
+    result = _register_x509(emulator, "sdk-x509-3", cert_file, key_file)
+    _assert_assigned(emulator, result, "sdk-x509-3", "group", "sdk-x509-upper-root", "x509")
+
+
 def test_x509_individual_self_signed(emulator, tmp_path):
     device_key = testpki.generate_key()
     cert = testpki.make_self_signed_device_cert("sdk-x509-self", device_key)

@@ -1,4 +1,4 @@
-"""`iotcprov virtual-board` and the interim `iotcprov demo`, as separate processes."""
+"""`iotcprov virtual-board` as a separate process."""
 
 import os
 import select
@@ -73,11 +73,3 @@ def test_missing_micropython_is_one_line_and_exit_code_2():
     assert result.returncode == 2
     assert result.stderr.startswith("iotcprov: error: IOTCPROV_MICROPYTHON: '/nonexistent/micropython'")
     assert result.stderr.count("\n") == 1
-
-
-def test_interim_demo_answers_through_mpremote():
-    result = subprocess.run([*IOTCPROV, "demo"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "sys.implementation: (name='micropython'" in result.stdout
-    assert "machine.unique_id(): " in result.stdout
-

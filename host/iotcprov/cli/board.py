@@ -23,7 +23,7 @@ from iotcprov.errors import InputError
 from iotcprov.secret_input import GROUP_KEY, SecretOption
 
 DEVICE_KEY = SecretOption("--device-key", "IOTCPROV_DEVICE_KEY", "device key")
-WIFI_PASSWORD = SecretOption("--wifi-password", "IOTCPROV_WIFI_PASSWORD", "Wi-Fi password")
+WIFI_PASSWORD = SecretOption("--wifi-password", "IOTCPROV_WIFI_PASSWORD", "Wi-Fi password", is_key=False)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -239,6 +239,9 @@ class EmulatorServer:
         await _pump(session, reader, writer)
 
 
+_ENCODING_DER = getattr(ssl, "ENCODING_DER", 2)  # _ssl.ENCODING_DER; public in ssl from 3.13
+
+
 def _peer_certificate(ssl_object: ssl.SSLObject | None) -> PeerCertificate | None:
     if ssl_object is None:
         return None
@@ -247,13 +250,13 @@ def _peer_certificate(ssl_object: ssl.SSLObject | None) -> PeerCertificate | Non
         return None
     leaf = x509.load_der_x509_certificate(der)
     chain = [leaf]
-    get_chain = getattr(ssl_object, "get_verified_chain", None)  # Python >= 3.13
+    get_chain = getattr(ssl_object, "get_verified_chain", None)  # public from Python 3.13
+    if get_chain is None:  # 3.10-3.12 have the same method, not yet public, on the inner object
+        get_chain = getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
     if get_chain is not None:
         try:
             chain = [
-                x509.load_der_x509_certificate(
-                    c if isinstance(c, bytes) else c.public_bytes(ssl.ENCODING_DER)
-                )
+                x509.load_der_x509_certificate(c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER))
                 for c in get_chain()
             ]
         except (ValueError, AttributeError, ssl.SSLError):
