@@ -13,7 +13,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from iotcprov.errors import InputError, OperationError
@@ -25,7 +25,7 @@ PUBLIC_MODE = 0o644
 @dataclass(frozen=True)
 class OutputFile:
     path: Path
-    data: bytes
+    data: bytes = field(repr=False)  # may be a private key
     secret: bool = False  # private keys: mode 0600
 
     @property

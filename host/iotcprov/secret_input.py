@@ -4,12 +4,16 @@ Every command that takes a key uses this: `--group-key KEY`, `--group-key-file P
 stdin) or `IOTCPROV_GROUP_KEY`. Exactly one source must be given; two are refused rather than
 silently ranked, so a stale exported variable can never stand in for the key the user meant.
 Errors name the source and never contain the secret.
+
+CA key passphrases come from `IOTCPROV_CA_PASSPHRASE` or are typed at the terminal
+(`ca_passphrase`, `new_ca_passphrase`), never from the command line.
 """
 
 import argparse
+import getpass
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from iotcprov.validation import validate_key
 
 STDIN_PATH = "-"
 KEY_TEXT = "the key as base64 text"
+CA_PASSPHRASE_ENV = "IOTCPROV_CA_PASSPHRASE"
 
 
 def _read_secret_file(path: str, field: str, holds: str) -> str:
@@ -128,6 +133,15 @@ class SecretOption:
             help=f"read the {self.what} from this file ('-' for stdin)",
         )
 
+    def on_command_line(self, args: argparse.Namespace) -> bool:
+        """Was `flag` or `flag`-file given?"""
+        return getattr(args, self.dest) is not None or getattr(args, self.file_dest) is not None
+
+    def given(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> bool:
+        """Was the secret given at all: on the command line or by its environment variable?"""
+        environ = os.environ if environ is None else environ
+        return self.on_command_line(args) or bool(environ.get(self.env_var))
+
     def resolve(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:
         """The secret text from parsed `args` or the environment."""
         holds = KEY_TEXT if self.is_key else f"the {self.what}"
@@ -144,3 +158,38 @@ class SecretOption:
 
 GROUP_KEY = SecretOption("--group-key", "IOTCPROV_GROUP_KEY", "enrollment group key")
 DEVICE_KEY = SecretOption("--key", "IOTCPROV_DEVICE_KEY", "device key")
+
+
+def _prompt(label: str) -> bytes:
+    if not sys.stdin.isatty():
+        raise InputError(
+            f"CA passphrase: set {CA_PASSPHRASE_ENV}; there is no terminal to prompt for the {label}"
+        )
+    return getpass.getpass(f"{label}: ").encode()
+
+
+def ca_passphrase(key_file: Path) -> Callable[[], bytes]:
+    """The passphrase of an existing CA key, fetched only when called (when the key turns out to be
+    encrypted): $IOTCPROV_CA_PASSPHRASE, else typed at the terminal."""
+
+    def get() -> bytes:
+        return os.environ.get(CA_PASSPHRASE_ENV, "").encode() or _prompt(f"passphrase of CA key {key_file}")
+
+    return get
+
+
+def new_ca_passphrase(key_file: Path, check: Callable[[bytes], object]) -> Callable[[], bytes]:
+    """A passphrase for a new CA key: $IOTCPROV_CA_PASSPHRASE, else typed twice at the terminal;
+    `check` refuses a weak one (InputError) before it is asked for again."""
+
+    def get() -> bytes:
+        from_env = os.environ.get(CA_PASSPHRASE_ENV, "").encode()
+        if from_env:
+            return from_env
+        first = _prompt(f"new passphrase for {key_file}")
+        check(first)
+        if _prompt("repeat the passphrase") != first:
+            raise InputError("CA passphrase: the two entries differ; run the command again")
+        return first
+
+    return get

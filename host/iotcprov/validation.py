@@ -8,6 +8,7 @@ import base64
 import binascii
 import csv
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,20 @@ def validate_expiry(expiry: int, now: float, field: str = "--expiry") -> int:
     if expiry <= now:
         raise InputError(f"{field}: {expiry} is not in the future (now {int(now)}); give a later Unix time")
     return expiry
+
+
+def parse_options(pairs: list[str], field: str = "--option") -> dict:
+    """Firmware options given as NAME=VALUE: VALUE as JSON when it is JSON (30, true, "x"), else text."""
+    options: dict = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise InputError(f"{field}: {pair!r} is not NAME=VALUE, e.g. telemetry_interval=30")
+        try:
+            options[name] = json.loads(value)
+        except ValueError:
+            options[name] = value
+    return options
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from iotcprov.board import credential_input
 from iotcprov.board.identity import (
     IdentityRequest,
     SasCredential,
+    WifiSettings,
     X509Credential,
     build_identity,
     identity_tree,
@@ -93,7 +94,7 @@ def test_bad_input_names_the_field(changes, field):
 
 def test_identity_tree_makes_the_folder_active():
     bundle = build_identity(sas_request())
-    tree = identity_tree(bundle, ("net", "pw"))
+    tree = identity_tree(bundle, WifiSettings("net", "pw"))
     assert tree["/iotc-data/active"] == (bundle.folder + "\n").encode()
     assert tree[f"/iotc-data/{bundle.folder}/identity.json"] == bundle.files["identity.json"]
     assert json.loads(tree["/iotc-data/wifi.json"]) == {"ssid": "net", "password": "pw"}

@@ -48,8 +48,11 @@ def board(tmp_path):
 
 
 def test_the_follower_puts_lines_on_the_timeline_and_stops_at_a_failure(board):
+    # Follow from the end of the power-on boot's output: a mark taken while main.py still prints
+    # would start between its two lines, and the follower would see the failure without the boot.
+    powered_on = board.wait_for_output(r"iotc: config error[^\n]*\n", timeout=30)
     timeline = Timeline()
-    follower = ConsoleFollower(board, timeline, "boot", since=board.output_mark()).start()
+    follower = ConsoleFollower(board, timeline, "boot", since=powered_on.end()).start()
     try:
         board.reset()
         assert follower.wait_for("boot", timeout=30).fields["version"] == "t"

@@ -8,11 +8,14 @@ and is verified by a SHA-256 computed on the board. It counts the bytes on the w
 import ast
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import io
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import serial
 from mpremote.transport import TransportError, TransportExecError
@@ -315,6 +318,25 @@ def open_board(
         session.close()
         raise
     return session
+
+
+Counted = TypeVar("Counted")  # a result dataclass with bytes_sent, bytes_received and seconds
+
+
+def run_counted(
+    port: str, work: Callable[[BoardSession], Counted], connect: Callable[[str], BoardSession] = open_board
+) -> Counted:
+    """Open `port`, run `work(session)`, and report its result with the whole session's wire bytes
+    and time, connecting included (what a user waits for)."""
+    started = time.monotonic()
+    with connect(port) as session:
+        result = work(session)
+        return dataclasses.replace(
+            result,
+            bytes_sent=session.bytes_sent,
+            bytes_received=session.bytes_received,
+            seconds=time.monotonic() - started,
+        )
 
 
 def _short(error: BaseException) -> str:

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from iotcprov import resources
 from iotcprov.board.bytecode import compile_sources, compiler_for
-from iotcprov.board.connection import BoardSession, open_board
+from iotcprov.board.connection import BoardSession, open_board, run_counted
 from iotcprov.board.layout import FIRMWARE_DIR, MAIN
-from iotcprov.errors import OperationError
+from iotcprov.errors import InputError, OperationError
 
 DEPLOYED = FIRMWARE_DIR + "/deployed.json"
 PACKAGE = "iotc"
@@ -40,8 +40,15 @@ class DeployResult:
         return dict(self.__dict__)
 
 
+def check_firmware_folder(firmware: Path | None, field: str = "--source") -> None:
+    """A firmware folder given instead of the packaged one must hold the iotc package."""
+    if firmware is not None and not (Path(firmware) / PACKAGE / "__init__.py").is_file():
+        raise InputError(f"{field}: {str(firmware)!r} has no {PACKAGE}/__init__.py; give the firmware folder")
+
+
 def firmware_sources(firmware: Path | None = None) -> dict[str, bytes]:
     """{'iotc/app.py': source, ...} of the firmware package, subpackages included."""
+    check_firmware_folder(firmware)
     root = Path(firmware) if firmware else resources.firmware_dir()
     package = root / PACKAGE
     return {
@@ -81,6 +88,16 @@ def build_deployment(
         except OSError:
             raise OperationError(f"--main: no example main.py in {root}; reinstall iotcprov") from None
     return files, label, version
+
+
+def read_deployed(session: BoardSession) -> dict | None:
+    """deployed.json on the board ({"version", "bytecode"}), or None when absent or unreadable."""
+    text = session.read_text(DEPLOYED)
+    try:
+        deployed = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return deployed if isinstance(deployed, dict) else None
 
 
 def _board_files(session: BoardSession, folder: str) -> list[str]:
@@ -142,14 +159,7 @@ def deploy(
     connect: Callable[[str], BoardSession] = open_board,
 ) -> DeployResult:
     """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
-    started = time.monotonic()
-    with connect(port) as session:
-        result = deploy_session(session, main=main, firmware=firmware, compile=compile)
-        return DeployResult(
-            **{
-                **result.as_dict(),
-                "bytes_sent": session.bytes_sent,
-                "bytes_received": session.bytes_received,
-                "seconds": time.monotonic() - started,
-            }
-        )
+    check_firmware_folder(firmware)  # before the board is touched
+    return run_counted(
+        port, lambda session: deploy_session(session, main=main, firmware=firmware, compile=compile), connect
+    )

@@ -8,10 +8,14 @@ Everything is checked before the first write: the board profile, the image, the 
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from iotcprov import resources
+from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
 from iotcprov.board.fsimage import build_image, parse_offset
+from iotcprov.board.identity import IdentityBundle, WifiSettings, identity_tree
+from iotcprov.board.layout import WIFI
 from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
@@ -51,6 +55,29 @@ def flashable_profile(board: str) -> dict:
             f"--board: {board!r} has no ROM loader to flash; choose one of esp32, esp32s3, esp32c3"
         )
     return profile
+
+
+def read_firmware(path: str | Path, board: str = "esp32", field: str = "--firmware") -> bytes:
+    """A MicroPython .bin from a file, checked as an image for the board profile's chip."""
+    try:
+        image = Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(f"{field}: cannot read {str(path)!r}: {error.strerror or error}") from None
+    check_firmware_image(image, flashable_profile(board)["esptool_chip"], field)
+    return image
+
+
+def filesystem_files(
+    *, main: bool = False, identity: IdentityBundle | None = None, wifi: WifiSettings | None = None
+) -> dict[str, bytes]:
+    """{board path: bytes} for the LittleFS image `flash(fs_files=)` writes: the firmware as .py
+    (the chip's bytecode version is unknown before it answers), the identity made active, wifi.json."""
+    files = build_deployment(None, main=main)[0]
+    if identity is not None:
+        files.update(identity_tree(identity))
+    if wifi is not None:
+        files[WIFI] = wifi.file()
+    return files
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from iotcprov.board.layout import IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX
+from iotcprov.board.layout import ACTIVE, IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX, WIFI, identity_dir
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
 
@@ -41,6 +41,19 @@ class X509Credential:
 
     def __repr__(self) -> str:
         return f"X509Credential(cert={len(self.cert_der)} bytes, key=<hidden>, chain={len(self.chain_der)})"
+
+
+@dataclass(frozen=True)
+class WifiSettings:
+    """What /iotc-data/wifi.json holds; the password is a secret."""
+
+    ssid: str
+    password: str = field(repr=False)
+
+    def file(self) -> bytes:
+        """The contents of /iotc-data/wifi.json."""
+        document = {"ssid": self.ssid, "password": self.password}
+        return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
 
 @dataclass(frozen=True)
@@ -178,12 +191,10 @@ def parse_dps_host(text: str) -> tuple[str, int | None]:
     return host, int(port)
 
 
-def identity_tree(bundle: IdentityBundle, wifi: tuple[str, str] | None = None) -> dict[str, bytes]:
+def identity_tree(bundle: IdentityBundle, wifi: WifiSettings | None = None) -> dict[str, bytes]:
     """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
-    from iotcprov.board.layout import ACTIVE, WIFI, identity_dir
-
     tree = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
     tree[ACTIVE] = (bundle.folder + "\n").encode("ascii")
     if wifi is not None:
-        tree[WIFI] = json.dumps({"ssid": wifi[0], "password": wifi[1]}, separators=(",", ":")).encode("utf-8")
+        tree[WIFI] = wifi.file()
     return tree

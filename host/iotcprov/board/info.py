@@ -5,11 +5,10 @@ Secret files are never read: only their names are listed, and only chosen non-se
 wifi.json and assignment.json are picked out on the board itself.
 """
 
-import json
 from collections.abc import Callable
 
 from iotcprov.board.connection import BoardSession, open_board
-from iotcprov.board.deploy import DEPLOYED
+from iotcprov.board.deploy import read_deployed
 from iotcprov.board.layout import ASSIGNMENT, WIFI, identity_dir
 from iotcprov.board.provision import read_active_identity
 
@@ -31,11 +30,6 @@ def board_info_session(session: BoardSession) -> dict:
             name for name, is_dir in session.list_dir(identity_dir(active.folder)) or [] if not is_dir
         )
         identity["complete"] = active.settings is not None
-    deployed_text = session.read_text(DEPLOYED)
-    try:
-        deployed = json.loads(deployed_text) if deployed_text else None
-    except ValueError:
-        deployed = None
     return {
         "port": session.port,
         "micropython": facts.version_text,
@@ -46,7 +40,7 @@ def board_info_session(session: BoardSession) -> dict:
         "mpy": "{}.{}".format(*facts.mpy_version) if facts.mpy_version else None,
         "identity": identity,
         "wifi_ssid": (session.eval(f"_ipk({WIFI!r},['ssid'])") or {}).get("ssid"),
-        "firmware": deployed,
+        "firmware": read_deployed(session),
         "assignment": session.eval(f"_ipk({ASSIGNMENT!r},['hub','device_id'])"),
     }
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import serial
 
-from iotcprov.errors import InputError
+from iotcprov.errors import InputError, OperationError
 
 STATUS_PREFIX = "iotc: "
 
@@ -79,8 +79,6 @@ def monitor(
                 if pattern is not None and pattern.search(line):
                     return MonitorResult(line, count, False)
     except (serial.SerialException, OSError) as error:
-        from iotcprov.errors import OperationError
-
         raise OperationError(f"--port {port}: the connection ended ({error})") from None
     finally:
         link.close()

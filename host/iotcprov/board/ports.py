@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from iotcprov import resources
+from iotcprov.errors import IotcprovError
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,6 @@ def scan(
     prober: Callable[[str], str] = probe,
 ) -> list[Candidate]:
     """Candidate boards; with `probe_boards`, each is asked for its MicroPython version."""
-    from iotcprov.errors import IotcprovError
-
     candidates = candidate_ports(lister())
     if not probe_boards:
         return candidates

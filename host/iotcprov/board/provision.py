@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from iotcprov.board.connection import BoardSession, open_board
-from iotcprov.board.identity import IdentityBundle
+from iotcprov.board.connection import BoardSession, open_board, run_counted
+from iotcprov.board.identity import IdentityBundle, WifiSettings
 from iotcprov.board.layout import (
     ACTIVE,
     ACTIVE_TEMP,
@@ -26,6 +26,11 @@ from iotcprov.board.layout import (
     identity_dir,
 )
 from iotcprov.errors import InputError, OperationError
+
+__all__ = [
+    "ActiveIdentity", "ProvisionResult", "WifiSettings", "erase", "erase_identity", "provision",
+    "read_active_identity", "set_board_clock", "write_identity",
+]  # fmt: skip
 
 # What an operator may see of identity.json (everything in it is non-secret by contract).
 SUMMARY_FIELDS = (
@@ -56,15 +61,6 @@ class ActiveIdentity:
     def summary(self) -> dict:
         settings = self.settings or {}
         return {"folder": self.folder, **{name: settings.get(name) for name in SUMMARY_FIELDS}}
-
-
-@dataclass(frozen=True)
-class WifiSettings:
-    ssid: str
-    password: str
-
-    def __repr__(self) -> str:
-        return f"WifiSettings(ssid={self.ssid!r}, password=<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -168,8 +164,7 @@ def write_identity(
             )
         _write_atomically(session, ACTIVE, (bundle.folder + "\n").encode("ascii"))
     if wifi is not None:
-        document = json.dumps({"ssid": wifi.ssid, "password": wifi.password}, separators=(",", ":"))
-        _write_atomically(session, WIFI, document.encode("utf-8"))
+        _write_atomically(session, WIFI, wifi.file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
@@ -195,17 +190,17 @@ def provision(
     connect: Callable[[str], BoardSession] = open_board,
 ) -> ProvisionResult:
     """Open `port` and write `bundle` (see write_identity). The counts include connecting."""
-    started = time.monotonic()
+    return run_counted(
+        port,
+        lambda session: write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock),
+        connect,
+    )
+
+
+def erase(port: str, connect: Callable[[str], BoardSession] = open_board) -> str | None:
+    """Open `port` and erase the identity (see erase_identity); returns the erased device ID."""
     with connect(port) as session:
-        result = write_identity(session, bundle, replace=replace, wifi=wifi, set_clock=set_clock)
-        return ProvisionResult(
-            **{
-                **result.as_dict(),
-                "bytes_sent": session.bytes_sent,
-                "bytes_received": session.bytes_received,
-                "seconds": time.monotonic() - started,
-            }
-        )
+        return erase_identity(session)
 
 
 def erase_identity(session: BoardSession) -> str | None:

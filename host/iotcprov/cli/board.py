@@ -5,7 +5,6 @@ The work is done by the service modules in iotcprov.board.
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -13,14 +12,18 @@ from iotcprov.board import credential_input, deploy, flash, info, monitor, ports
 from iotcprov.board.identity import (
     GLOBAL_DPS_HOST,
     MQTT_TLS_PORT,
+    IdentityBundle,
     IdentityRequest,
+    SasCredential,
+    WifiSettings,
+    X509Credential,
     build_identity,
-    identity_tree,
     parse_dps_host,
 )
 from iotcprov.board.trust import resolve_trust
 from iotcprov.errors import InputError
 from iotcprov.secret_input import GROUP_KEY, SecretOption
+from iotcprov.validation import parse_options
 
 DEVICE_KEY = SecretOption("--device-key", "IOTCPROV_DEVICE_KEY", "device key")
 WIFI_PASSWORD = SecretOption("--wifi-password", "IOTCPROV_WIFI_PASSWORD", "Wi-Fi password", is_key=False)
@@ -183,20 +186,16 @@ def _register_erase(subparsers: argparse._SubParsersAction) -> None:
 # --- building requests from arguments ------------------------------------------------------------
 
 
-def _credential(args: argparse.Namespace):
+def _credential(args: argparse.Namespace) -> SasCredential | X509Credential:
     chosen = []
-    if args.group_key is not None or args.group_key_file is not None:
+    if GROUP_KEY.on_command_line(args):
         chosen.append("group")
-    if args.device_key is not None or args.device_key_file is not None:
+    if DEVICE_KEY.on_command_line(args):
         chosen.append("device")
     if args.cert is not None or args.key is not None:
         chosen.append("x509")
-    if not chosen:
-        chosen = [
-            name
-            for name, env in (("group", GROUP_KEY.env_var), ("device", DEVICE_KEY.env_var))
-            if os.environ.get(env)
-        ]
+    if not chosen:  # the environment speaks only when the command line names no credential
+        chosen = [name for name, key in (("group", GROUP_KEY), ("device", DEVICE_KEY)) if key.given(args)]
     if len(chosen) != 1:
         raise InputError(
             "--group-key: give exactly one credential: --group-key, --device-key, or --cert with --key"
@@ -211,20 +210,7 @@ def _credential(args: argparse.Namespace):
     return credential_input.x509_from_files(args.cert, args.key, args.chain)
 
 
-def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise InputError(f"--option: {pair!r} is not NAME=VALUE, e.g. telemetry_interval=30")
-        try:
-            options[name] = json.loads(value)
-        except ValueError:
-            options[name] = value
-    return options
-
-
-def _bundle(args: argparse.Namespace):
+def _bundle(args: argparse.Namespace) -> IdentityBundle:
     dps_host, dps_port = parse_dps_host(args.dps_host)
     request = IdentityRequest(
         id_scope=args.id_scope,
@@ -235,19 +221,18 @@ def _bundle(args: argparse.Namespace):
         dps_port=dps_port or MQTT_TLS_PORT,
         hub_port=args.hub_port,
         model_id=args.model_id,
-        options=_options(args.option),
+        options=parse_options(args.option),
     )
     return build_identity(request)
 
 
-def _wifi(args: argparse.Namespace) -> provision.WifiSettings | None:
+def wifi_settings(args: argparse.Namespace) -> WifiSettings | None:
+    """--wifi-ssid with its password (option, file or environment; none for an open network)."""
     if args.wifi_ssid is None:
-        if args.wifi_password is not None or args.wifi_password_file is not None:
+        if WIFI_PASSWORD.on_command_line(args):
             raise InputError("--wifi-password: give --wifi-ssid too")
         return None
-    given = args.wifi_password is not None or args.wifi_password_file is not None
-    password = WIFI_PASSWORD.resolve(args) if given or os.environ.get(WIFI_PASSWORD.env_var) else ""
-    return provision.WifiSettings(args.wifi_ssid, password)
+    return WifiSettings(args.wifi_ssid, WIFI_PASSWORD.resolve(args) if WIFI_PASSWORD.given(args) else "")
 
 
 # --- handlers --------------------------------------------------------------------------------------
@@ -271,7 +256,7 @@ def run_ports(args: argparse.Namespace) -> int:
 def run_provision(args: argparse.Namespace) -> int:
     bundle = _bundle(args)
     result = provision.provision(
-        args.port, bundle, replace=args.replace, wifi=_wifi(args), set_clock=not args.no_clock
+        args.port, bundle, replace=args.replace, wifi=wifi_settings(args), set_clock=not args.no_clock
     )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -287,8 +272,6 @@ def run_provision(args: argparse.Namespace) -> int:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    if args.source is not None and not (args.source / "iotc" / "__init__.py").is_file():
-        raise InputError(f"--source: {str(args.source)!r} has no iotc/__init__.py; give the firmware folder")
     result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -302,18 +285,13 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 
 def run_flash(args: argparse.Namespace) -> int:
-    try:
-        firmware = Path(args.firmware).read_bytes()
-    except OSError as error:
-        raise InputError(f"--firmware: cannot read {args.firmware!r}: {error.strerror or error}") from None
+    firmware = flash.read_firmware(args.firmware, args.board)
     fs_files = None
     if args.fs:
-        fs_files, _label, _version = deploy.build_deployment(None, main=args.main)
-        if args.device_id is not None or args.id_scope is not None:
-            wifi = _wifi(args)
-            fs_files.update(identity_tree(_bundle(args), (wifi.ssid, wifi.password) if wifi else None))
-    elif args.device_id is not None:
-        raise InputError("--fs: identity options need --fs (the identity goes into the filesystem image)")
+        identity = _bundle(args) if args.device_id is not None or args.id_scope is not None else None
+        fs_files = flash.filesystem_files(main=args.main, identity=identity, wifi=wifi_settings(args))
+    elif args.device_id is not None or args.id_scope is not None or args.wifi_ssid is not None:
+        raise InputError("--fs: identity and Wi-Fi options need --fs (they go into the filesystem image)")
     size = flash.parse_flash_size(args.flash_size) if args.flash_size else None
     result = flash.flash(
         args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size
@@ -395,10 +373,7 @@ def run_monitor(args: argparse.Namespace) -> int:
 
 
 def run_erase(args: argparse.Namespace) -> int:
-    from iotcprov.board.connection import open_board
-
-    with open_board(args.port) as session:
-        erased = provision.erase_identity(session)
+    erased = provision.erase(args.port)
     print(
         f"erased device {erased}" if erased else "no identity on the board; Wi-Fi settings and cache removed"
     )

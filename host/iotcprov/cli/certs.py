@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from iotcprov.credentials import pki, pki_files
-from iotcprov.errors import InputError
-
-ENV = pki_files.PASSPHRASE_ENV
+from iotcprov.secret_input import CA_PASSPHRASE_ENV as ENV
+from iotcprov.secret_input import ca_passphrase, new_ca_passphrase
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -127,34 +124,8 @@ def _device_ids(parser: argparse.ArgumentParser) -> None:
 # ---------------------------------------------------------------- passphrases
 
 
-def _prompt(label: str) -> bytes:
-    if not sys.stdin.isatty():
-        raise InputError(f"CA passphrase: set {ENV}; there is no terminal to prompt for the {label}")
-    return getpass.getpass(f"{label}: ").encode()
-
-
-def _existing_passphrase(key_file: Path) -> Callable[[], bytes]:
-    def get() -> bytes:
-        return os.environ.get(ENV, "").encode() or _prompt(f"passphrase of CA key {key_file}")
-
-    return get
-
-
 def _new_passphrase(args: argparse.Namespace, key_file: Path) -> Callable[[], bytes] | None:
-    if args.no_encrypt:
-        return None
-
-    def get() -> bytes:
-        from_env = os.environ.get(ENV, "").encode()
-        if from_env:
-            return from_env
-        first = _prompt(f"new passphrase for {key_file}")
-        pki_files.check_new_passphrase(first)
-        if _prompt("repeat the passphrase") != first:
-            raise InputError("CA passphrase: the two entries differ; run the command again")
-        return first
-
-    return get
+    return None if args.no_encrypt else new_ca_passphrase(key_file, pki_files.check_new_passphrase)
 
 
 # ---------------------------------------------------------------- handlers
@@ -214,7 +185,7 @@ def run_root(args: argparse.Namespace) -> int:
 def run_intermediate(args: argparse.Namespace) -> int:
     key_file = args.out / "intermediate.key.pem"
     result = pki_files.create_intermediate(
-        args.out, ca_cert=args.ca_cert, ca_key=args.ca_key, ca_passphrase=_existing_passphrase(args.ca_key),
+        args.out, ca_cert=args.ca_cert, ca_key=args.ca_key, ca_passphrase=ca_passphrase(args.ca_key),
         name=args.name, key_type=args.key_type, days=args.days,
         key_passphrase=_new_passphrase(args, key_file), force=args.force,
     )  # fmt: skip
@@ -227,7 +198,7 @@ def run_intermediate(args: argparse.Namespace) -> int:
 def run_verification(args: argparse.Namespace) -> int:
     result = pki_files.create_verification(
         args.out, ca_cert=args.ca_cert, ca_key=args.ca_key, code=args.code,
-        ca_passphrase=_existing_passphrase(args.ca_key), force=args.force,
+        ca_passphrase=ca_passphrase(args.ca_key), force=args.force,
     )  # fmt: skip
     _print_result("Verification certificate", result)
     _print_notice(f"Upload {args.out} in IoT Central's verification dialog to mark the CA verified.")
@@ -237,7 +208,7 @@ def run_verification(args: argparse.Namespace) -> int:
 def run_device(args: argparse.Namespace) -> int:
     result = pki_files.create_device_certs(
         args.out, ca_cert=args.ca_cert, ca_key=args.ca_key, device_ids=_device_id_list(args),
-        ca_passphrase=_existing_passphrase(args.ca_key), key_type=args.key_type, days=args.days,
+        ca_passphrase=ca_passphrase(args.ca_key), key_type=args.key_type, days=args.days,
         force=args.force,
     )  # fmt: skip
     _print_result("Device certificate", result)

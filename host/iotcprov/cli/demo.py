@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from iotcprov.demo import BOARD, CLOUD, HOST, DemoEvent, DemoOptions, DemoSummary, run_demo
+from iotcprov.demo import BOARD, CLOUD, HOST, DemoEvent, DemoOptions, DemoSummary, check_platform, run_demo
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_platform()  # before the header: elsewhere than Linux x86_64 the one line says what is needed
     if args.json:
         printer: _Printer = _JsonPrinter()
     elif sys.stdout.isatty():

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iotcprov.errors import InputError
 from iotcprov.secret_input import DEVICE_KEY, SecretOption
+
+if TYPE_CHECKING:
+    from iotcprov.emulator.client import AdminClient
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 def _print(value: Any) -> None:
@@ -29,10 +34,7 @@ SECONDARY_KEY = SecretOption("--secondary-key", "IOTCPROV_GROUP_SECONDARY_KEY", 
 
 
 def _optional_key(option: SecretOption, args: argparse.Namespace) -> str | None:
-    given = getattr(args, option.dest) is not None or getattr(args, option.file_dest) is not None
-    if not given and not os.environ.get(option.env_var):
-        return None
-    return option.resolve_key(args)
+    return option.resolve_key(args) if option.given(args) else None
 
 
 def _json_arg(text: str | None, field: str) -> Any:
@@ -44,7 +46,7 @@ def _json_arg(text: str | None, field: str) -> Any:
         raise InputError(f"{field}: not valid JSON; quote it, e.g. '{{\"interval\": 5}}'") from None
 
 
-def _client(args: argparse.Namespace):
+def _client(args: argparse.Namespace) -> AdminClient:
     from iotcprov.emulator.client import AdminClient
 
     if not getattr(args, "data", None):
@@ -67,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", metavar="DIR", help="the emulator's data folder")
     commands = parser.add_subparsers(dest="emulator_command", metavar="COMMAND", required=True)
 
-    def command(name: str, help_text: str, func) -> argparse.ArgumentParser:
+    def command(name: str, help_text: str, func: Handler | None) -> argparse.ArgumentParser:
         sub = _add(commands, name, help=help_text)
         sub.set_defaults(func=func)
         return sub
@@ -212,9 +214,6 @@ def _start(args: argparse.Namespace) -> int:
 
     if not getattr(args, "data", None):
         raise InputError("--data: give a folder for the emulator's state, e.g. --data ./emulator-data")
-    for field, value in (("--retry-after", args.retry_after), ("--polls", args.polls)):
-        if value < 0:
-            raise InputError(f"{field}: must be 0 or more")
     serve(
         Path(args.data),
         args.dps,
@@ -267,7 +266,7 @@ def _enroll(args: argparse.Namespace) -> int:
     if args.sas:
         _print(client.enroll_sas(args.device_id, _optional_key(DEVICE_KEY, args)))
     else:
-        if args.key or args.key_file:
+        if DEVICE_KEY.on_command_line(args):
             raise InputError("--key: only with --sas")
         _print(client.enroll_x509(args.device_id, _read_file(args.cert, "--cert")))
     return 0
@@ -331,18 +330,9 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _fault(args: argparse.Namespace) -> int:
-    fields = {
-        name: getattr(args, name, None)
-        for name in (
-            "status",
-            "retry_after",
-            "after_packets",
-            "return_code",
-            "seconds",
-            "per_minute",
-            "count",
-        )
-    }
+    from iotcprov.emulator.faults import PARAMETERS
+
+    fields = {name: getattr(args, name, None) for name in (*PARAMETERS, "count")}
     _print(
         _client(args).fault(
             args.fault_kind, endpoint=getattr(args, "endpoint", None), device=args.device_id, **fields

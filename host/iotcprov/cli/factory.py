@@ -1,30 +1,29 @@
 """`iotcprov factory run | report`: parsing and printing; the line itself is iotcprov.factory."""
 
 import argparse
-import getpass
 import json
-import os
 import sys
 from pathlib import Path
 
 from rich.console import Console
 
+from iotcprov.board.deploy import check_firmware_folder
+from iotcprov.board.flash import read_firmware
 from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
 from iotcprov.board.trust import resolve_trust
-from iotcprov.cli.board import WIFI_PASSWORD, _options, _wifi
+from iotcprov.cli.board import WIFI_PASSWORD, wifi_settings
 from iotcprov.credentials import pki_files
 from iotcprov.errors import InputError
 from iotcprov.factory import events as ev
-from iotcprov.factory.credentials import LEAF_KEY_TYPES, CaSource, GroupKeySource
-from iotcprov.factory.devices import generate_range, read_devices
+from iotcprov.factory.credentials import LEAF_KEY_TYPES, CaSource, CredentialSource, GroupKeySource
+from iotcprov.factory.devices import DeviceEntry, generate_range, read_devices
 from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
 from iotcprov.factory.line import PortList, RunSummary, Watch, run_line
 from iotcprov.factory.manifest import DEFAULT_MANIFEST
 from iotcprov.factory.report import report_csv
 from iotcprov.factory.view import make_view
-from iotcprov.secret_input import GROUP_KEY
-
-CA_PASSPHRASE_ENV = pki_files.PASSPHRASE_ENV
+from iotcprov.secret_input import CA_PASSPHRASE_ENV, GROUP_KEY, ca_passphrase
+from iotcprov.validation import parse_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -151,7 +150,7 @@ def _register_report(commands: argparse._SubParsersAction) -> None:
 # --- building the job from arguments ---------------------------------------------------------------
 
 
-def _devices(args: argparse.Namespace):
+def _devices(args: argparse.Namespace) -> list[DeviceEntry] | None:
     generated = args.prefix is not None or args.count is not None
     if args.devices is not None and generated:
         raise InputError("--devices: give either --devices CSV or --prefix/--count, not both")
@@ -164,7 +163,7 @@ def _devices(args: argparse.Namespace):
     return None  # resume: the manifest holds the IDs
 
 
-def _stations(args: argparse.Namespace):
+def _stations(args: argparse.Namespace) -> PortList | Watch:
     if args.watch == (args.ports is not None):
         raise InputError("--ports: give either --ports P1,P2,... or --watch")
     if args.watch:
@@ -172,24 +171,10 @@ def _stations(args: argparse.Namespace):
     return PortList(tuple(port.strip() for port in args.ports.split(",")))
 
 
-def _ca_passphrase(key_file: Path):
-    def get() -> bytes:
-        given = os.environ.get(CA_PASSPHRASE_ENV, "")
-        if given:
-            return given.encode()
-        if not sys.stdin.isatty():
-            raise InputError(
-                f"--ca-key: {key_file} is encrypted; set {CA_PASSPHRASE_ENV} (no terminal to prompt)"
-            )
-        return getpass.getpass(f"passphrase of CA key {key_file}: ").encode()
-
-    return get
-
-
-def _credentials(args: argparse.Namespace):
-    group = args.group_key is not None or args.group_key_file is not None
+def _credentials(args: argparse.Namespace) -> CredentialSource:
+    group = GROUP_KEY.on_command_line(args)
     ca = args.ca_cert is not None or args.ca_key is not None
-    if not group and not ca and os.environ.get(GROUP_KEY.env_var):
+    if not group and not ca and GROUP_KEY.given(args):
         group = True
     if group == ca:
         raise InputError(
@@ -199,7 +184,7 @@ def _credentials(args: argparse.Namespace):
         return GroupKeySource(GROUP_KEY.resolve_key(args))
     if args.ca_cert is None or args.ca_key is None:
         raise InputError("--ca-cert: X.509 needs both --ca-cert FILE and --ca-key FILE")
-    issuer = pki_files.load_issuer(args.ca_cert, args.ca_key, _ca_passphrase(args.ca_key))
+    issuer = pki_files.load_issuer(args.ca_cert, args.ca_key, ca_passphrase(args.ca_key))
     return CaSource(issuer, key_type=args.key_type, days=args.cert_days)
 
 
@@ -208,23 +193,12 @@ def _flash(args: argparse.Namespace) -> FlashStep | None:
         if args.erase:
             raise InputError("--erase: only with --flash-image")
         return None
-    try:
-        image = args.flash_image.read_bytes()
-    except OSError as error:
-        raise InputError(
-            f"--flash-image: cannot read {args.flash_image}: {error.strerror or error}"
-        ) from None
-    from iotcprov.board.esp_image import check_firmware_image
-    from iotcprov.board.flash import flashable_profile
-
-    check_firmware_image(image, flashable_profile(args.board)["esptool_chip"])
-    return FlashStep(image, args.board, args.erase)
+    return FlashStep(read_firmware(args.flash_image, args.board, "--flash-image"), args.board, args.erase)
 
 
 def build_job(args: argparse.Namespace) -> FactoryJob:
     dps_host, dps_port = parse_dps_host(args.dps_host)
-    if args.source is not None and not (args.source / "iotc" / "__init__.py").is_file():
-        raise InputError(f"--source: {str(args.source)!r} has no iotc/__init__.py; give the firmware folder")
+    check_firmware_folder(args.source)
     return FactoryJob(
         id_scope=args.id_scope,
         credentials=_credentials(args),
@@ -233,8 +207,8 @@ def build_job(args: argparse.Namespace) -> FactoryJob:
         dps_port=dps_port or MQTT_TLS_PORT,
         hub_port=args.hub_port,
         model_id=args.model_id,
-        options=_options(args.option),
-        wifi=_wifi(args),
+        options=parse_options(args.option),
+        wifi=wifi_settings(args),
         flash=_flash(args),
         deploy=not args.no_deploy,
         firmware_dir=args.source,

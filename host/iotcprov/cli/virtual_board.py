@@ -1,8 +1,10 @@
 """`iotcprov virtual-board`: an ESP32 with stock MicroPython, offline, on a pty."""
 
 import argparse
+from typing import TYPE_CHECKING
 
-from iotcprov.virtual_board.service import RunningBoard, serve
+if TYPE_CHECKING:
+    from iotcprov.virtual_board.service import RunningBoard
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -12,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start a virtual board and print its port (a symlink to a pty) as the first line. "
             "mpremote, pyserial and esptool's serial layer open it like a USB-UART. "
-            "Runs until SIGINT or SIGTERM."
+            "Runs until SIGINT or SIGTERM. Needs Linux x86_64 (the MicroPython unix port)."
         ),
     )
     parser.add_argument(
@@ -44,11 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from iotcprov.virtual_board.service import serve  # Linux only; on other systems it says so
+
     serve(args.dir, args.mac, args.baud, args.heap, args.state, args.fault, announce=_announce)
     return 0
 
 
-def _announce(board: RunningBoard) -> None:
+def _announce(board: "RunningBoard") -> None:
     print(board.port, flush=True)  # the first line: scripts read the port from it
     temporary = " (temporary, removed on exit)" if board.temporary_directory else ""
     print(f"board folder: {board.directory}{temporary}")

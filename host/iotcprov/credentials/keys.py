@@ -8,7 +8,7 @@ import base64
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from iotcprov.credentials import sas
 from iotcprov.errors import InputError
@@ -29,12 +29,12 @@ DEFAULT_KEY_BYTES = 64  # what IoT Central generates
 @dataclass(frozen=True)
 class DeviceKey:
     device_id: str
-    device_key: str
+    device_key: str = field(repr=False)  # printed only when asked for
 
 
 @dataclass(frozen=True)
 class IssuedToken:
-    token: str
+    token: str = field(repr=False)
     resource: str
     expiry: int
 

@@ -21,6 +21,7 @@ from iotcprov import validation
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
 from iotcprov.outputs import OutputFile, check_outputs, write_outputs
+from iotcprov.secret_input import CA_PASSPHRASE_ENV
 from iotcprov.validation import validate_device_id
 
 Passphrase = bytes | Callable[[], bytes] | None
@@ -28,7 +29,7 @@ Passphrase = bytes | Callable[[], bytes] | None
 DEFAULT_ROOT_NAME = "iotcprov Test Root CA"
 DEFAULT_INTERMEDIATE_NAME = "iotcprov Test Intermediate CA"
 MIN_PASSPHRASE = 8
-PASSPHRASE_ENV = "IOTCPROV_CA_PASSPHRASE"
+PASSPHRASE_ENV = CA_PASSPHRASE_ENV
 
 TEST_NOTICE = (
     "These are TEST certificates, for testing purposes only. In production the CA comes from your "
@@ -71,7 +72,7 @@ class Issuer:
 
     cert: x509.Certificate
     upper: list[x509.Certificate]  # the issuing CA's own issuers, nearest first
-    key: pki.PrivateKey
+    key: pki.PrivateKey = field(repr=False)
 
     def chain_above_leaf(self) -> list[x509.Certificate]:
         """Issuing CA and its issuers up to, not including, a self-signed root."""

@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DPS_POLICY = "registration"
 
@@ -61,7 +61,7 @@ class SasToken:
     """A parsed token. `encoded_resource` is `sr` exactly as sent: the bytes that were signed."""
 
     encoded_resource: str
-    signature: str
+    signature: str = field(repr=False)  # with sr and se, it is the credential
     expiry: int
     policy: str | None
 

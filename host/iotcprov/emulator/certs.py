@@ -8,13 +8,13 @@ server certificate per run whose SANs cover every configured name and address.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from iotcprov.credentials import pki
+from iotcprov.outputs import OutputFile, write_outputs
 
 CA_CERT_FILE = "server-ca.pem"
 CA_KEY_FILE = "server-ca.key"
@@ -24,11 +24,8 @@ CA_COMMON_NAME = "iotcprov emulator root CA"
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    fd = os.open(temporary, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(temporary, path)
+    """A key file: created 0600 (binary on Windows too), by temp + rename."""
+    write_outputs([OutputFile(path, data, secret=True)], force=True, field="--data")
 
 
 def ensure_server_ca(data_dir: Path) -> tuple[x509.Certificate, pki.PrivateKey]:

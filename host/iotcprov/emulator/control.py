@@ -14,15 +14,18 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iotcprov.credentials import pki
 from iotcprov.emulator import certs
-from iotcprov.emulator.faults import FaultError
+from iotcprov.emulator.faults import PARAMETERS, FaultError
 from iotcprov.emulator.hub import DeviceOffline, HubRegistry, merge_patch
 from iotcprov.emulator.session import Context
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_key
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]{0,127}")
 KEY_BYTES = 64  # what IoT Central generates
@@ -53,7 +56,15 @@ def _checked_key(value: str | None, field: str) -> str:
     return value.strip()
 
 
-def _certificate(pem: str | None, field: str):
+def _sas_keys(primary_key: str | None, secondary_key: str | None) -> dict[str, str]:
+    """The two keys of a new SAS enrollment: the ones given, checked, or generated."""
+    return {
+        "primary_key": _checked_key(primary_key, "primary_key"),
+        "secondary_key": _checked_key(secondary_key, "secondary_key"),
+    }
+
+
+def _certificate(pem: str | None, field: str) -> x509.Certificate:
     if not pem:
         raise _bad(f"{field}: give a certificate (PEM or base64 DER)")
     try:
@@ -99,20 +110,10 @@ class Control:
         if self.store.group(name):
             raise ControlError(409, f"name: a group named {name!r} exists already")
         if attestation == "sas":
-            row = {
-                "name": name,
-                "attestation": "sas",
-                "primary_key": _checked_key(primary_key, "primary_key"),
-                "secondary_key": _checked_key(secondary_key, "secondary_key"),
-            }
+            row = {"name": name, "attestation": "sas", **_sas_keys(primary_key, secondary_key)}
             self.store.add_group(row)
             self.context.event("admin", "group created", None, f"sas group {name}", self.now())
-            return {
-                "name": name,
-                "attestation": "sas",
-                "primary_key": row["primary_key"],
-                "secondary_key": row["secondary_key"],
-            }
+            return row  # the keys: the caller creating the group asked for them
         if attestation != "x509":
             raise _bad("attestation: use sas or x509")
         ca = _certificate(ca_cert, "ca_cert")
@@ -198,20 +199,10 @@ class Control:
         if self.store.individual(device_id):
             raise ControlError(409, f"device_id: {device_id!r} has an individual enrollment already")
         if attestation == "sas":
-            row = {
-                "device_id": device_id,
-                "attestation": "sas",
-                "primary_key": _checked_key(primary_key, "primary_key"),
-                "secondary_key": _checked_key(secondary_key, "secondary_key"),
-            }
+            row = {"device_id": device_id, "attestation": "sas", **_sas_keys(primary_key, secondary_key)}
             self.store.add_individual(row)
             self.context.event("admin", "enrolled", device_id, "individual sas", self.now())
-            return {
-                "device_id": device_id,
-                "attestation": "sas",
-                "primary_key": row["primary_key"],
-                "secondary_key": row["secondary_key"],
-            }
+            return row  # the keys: the caller enrolling the device asked for them
         if attestation != "x509":
             raise _bad("attestation: use sas or x509")
         certificate = _certificate(cert, "cert")
@@ -372,18 +363,7 @@ class Control:
 
     # ------------------------------------------------------------ faults, events, stats
     def add_fault(self, kind: str, **fields: Any) -> dict:
-        known = {
-            "endpoint",
-            "device",
-            "count",
-            "status",
-            "retry_after",
-            "after_packets",
-            "return_code",
-            "seconds",
-            "per_minute",
-        }
-        unknown = set(fields) - known
+        unknown = set(fields) - {"endpoint", "device", "count", *PARAMETERS}
         if unknown:
             raise _bad(f"{', '.join(sorted(unknown))}: not a fault field")
         try:

@@ -25,6 +25,7 @@ KINDS = {
     "outage": {"seconds"},
     "dps-rate": {"per_minute"},
 }
+PARAMETERS = tuple(sorted(set().union(*KINDS.values())))  # every kind's parameters, for the CLI and API
 ENDPOINTS = {"dps", "hub"}
 DEFAULT_ENDPOINT = {"dps-status": "dps", "session-limit": "hub", "outage": "hub", "dps-rate": "dps"}
 

@@ -39,7 +39,7 @@ class UnsupportedProtocolVersion(MqttProtocolError):
 class Connect:
     client_id: str
     username: str | None = None
-    password: bytes | None = None
+    password: bytes | None = field(default=None, repr=False)  # a SAS token
     clean_session: bool = True
     keep_alive: int = 60
     will_topic: str | None = None

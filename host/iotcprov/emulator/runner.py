@@ -13,6 +13,7 @@ from pathlib import Path
 
 from iotcprov.emulator.server import EmulatorServer, Endpoint
 from iotcprov.emulator.session import Config
+from iotcprov.errors import InputError
 
 
 def serve(
@@ -29,6 +30,11 @@ def serve(
     stop_on_stdin_eof: bool = False,
 ) -> None:
     """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
+    for field, value in (("--retry-after", retry_after), ("--polls", polls_before_assigned)):
+        if value < 0:
+            raise InputError(f"{field}: must be 0 or more")
+    if rate_per_minute is not None and rate_per_minute < 1:
+        raise InputError(f"--dps-rate: {rate_per_minute} is not a positive number of registrations")
     config = Config(
         hub_name=hub_name,
         dps_retry_after=retry_after,

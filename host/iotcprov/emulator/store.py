@@ -155,10 +155,6 @@ class Store:
             (*values.values(), device_id),
         )
 
-    def update_device(self, device_id: str, **values: Any) -> None:
-        sets = ", ".join(f"{column} = ?" for column in values)
-        self.db.execute(f"UPDATE devices SET {sets} WHERE device_id = ?", (*values.values(), device_id))
-
     def device_connected(self, device_id: str, model_id: str | None, now: float) -> None:
         self.db.execute(
             "UPDATE devices SET connected = 1, hub_connections = hub_connections + 1, last_connected = ?,"

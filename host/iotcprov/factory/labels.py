@@ -6,11 +6,11 @@ device key goes on the label only when asked for by name (`--label-include-key`,
 a file is created 0600, like any other key file.
 """
 
+import io
 import json
 from pathlib import Path
 
 import segno
-from iotcprov.errors import InputError
 from iotcprov.outputs import OutputFile, write_outputs
 
 LABEL_SCALE = 8  # pixels per module: about 2.5 cm at 300 dpi for a short ID
@@ -29,8 +29,6 @@ def label_payload(
 
 
 def label_png(payload: str) -> bytes:
-    import io
-
     buffer = io.BytesIO()
     segno.make(payload, error="m", micro=False).save(
         buffer, kind="png", scale=LABEL_SCALE, border=LABEL_BORDER
@@ -40,12 +38,6 @@ def label_png(payload: str) -> bytes:
 
 def label_path(folder: Path, device_id: str) -> Path:
     return folder / f"{device_id}.png"
-
-
-def check_label_folder(folder: Path) -> Path:
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"--labels: {folder} is a file; give a folder for the label PNGs")
-    return folder
 
 
 def write_label(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from iotcprov.board import flash as flash_ops
 from iotcprov.board import monitor as monitor_ops
 from iotcprov.board.connection import CONNECT_TIMEOUT, BoardSession, open_board
-from iotcprov.board.deploy import DEPLOYED, deploy_session
+from iotcprov.board.deploy import deploy_session, read_deployed
 from iotcprov.board.identity import IdentityBundle, build_identity
 from iotcprov.board.provision import read_active_identity, write_identity
 from iotcprov.errors import InputError, IotcprovError, OperationError
@@ -319,13 +319,7 @@ class _BoardState:
 
 
 def _deployed_version(session: BoardSession) -> str | None:
-    import json
-
-    text = session.read_text(DEPLOYED)
-    try:
-        return (json.loads(text) or {}).get("version") if text else None
-    except ValueError:
-        return None
+    return (read_deployed(session) or {}).get("version")
 
 
 def _status_value(line: str, key: str) -> str | None:

@@ -6,6 +6,9 @@
 
 Several boards can run at once in one process. Their MicroPython processes die with the process
 that started them (PR_SET_PDEATHSIG), so a killed test leaves none behind.
+
+Linux only; elsewhere `VirtualBoard(...)` raises MicroPythonMissing saying so. The supervisor (ptys,
+termios, inotify) is imported only when a board starts, so this module imports on every OS.
 """
 
 import atexit
@@ -20,13 +23,16 @@ import threading
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from iotcprov.errors import OperationError
 from iotcprov.virtual_board.console import ConsoleLog
 from iotcprov.virtual_board.faults import check_faults
 from iotcprov.virtual_board.micropython import find_micropython
 from iotcprov.virtual_board.options import BoardOptions, build_options, format_mac
-from iotcprov.virtual_board.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from iotcprov.virtual_board.supervisor import Supervisor
 
 _running: "weakref.WeakSet[VirtualBoard]" = weakref.WeakSet()
 
@@ -88,6 +94,8 @@ class VirtualBoard:
         """Power the board on; returns once MicroPython has started boot.py."""
         if self._supervisor is not None:
             raise OperationError("virtual board: already started")
+        from iotcprov.virtual_board.supervisor import Supervisor  # POSIX-only: see the module docstring
+
         self.options.state_directory.mkdir(parents=True, exist_ok=True)
         sink = self.options.state_directory / "console.log" if self._console_file else None
         self._log = ConsoleLog(sink=sink)
@@ -217,7 +225,7 @@ class VirtualBoard:
         except (RuntimeError, TimeoutError) as error:
             raise OperationError(f"virtual board: {error}") from None
 
-    def _require_supervisor(self) -> Supervisor:
+    def _require_supervisor(self) -> "Supervisor":
         if self._supervisor is None:
             raise OperationError("virtual board: not started; use start() or a with-block")
         return self._supervisor

@@ -155,11 +155,6 @@ class Supervisor:
             raise box[0]
         return box[0] if box else None
 
-    def request_stop(self) -> None:
-        """Signal-safe: end the loop soon."""
-        self._stopping = True
-        self._wake()
-
     def on_halt(self, callback) -> None:
         self._on_halt.append(callback)
 

@@ -1,0 +1,79 @@
+"""Input rules of the board commands, checked before any port is opened: one line naming the field,
+exit code 2, nothing written. No board is needed (the ports named here do not exist)."""
+
+import json
+import os
+
+import pytest
+from iotcprov.board import flash
+from iotcprov.board.identity import WifiSettings
+from iotcprov.cli import main
+from iotcprov.errors import InputError
+from iotcprov.validation import parse_options
+
+from tests.board.conftest import GROUP_KEY, ID_SCOPE, make_esp_image
+
+NO_PORT = "/nonexistent/ttyUSB9"
+
+
+def test_options_are_json_values_or_text():
+    assert parse_options(["telemetry_interval=30", "name=lab 3", "flag=true", "empty="]) == {
+        "telemetry_interval": 30, "name": "lab 3", "flag": True, "empty": "",
+    }  # fmt: skip
+    with pytest.raises(InputError, match=r"^--option: 'telemetry_interval' is not NAME=VALUE"):
+        parse_options(["telemetry_interval"])
+
+
+def test_the_filesystem_image_takes_wifi_settings_with_or_without_an_identity():
+    files = flash.filesystem_files(wifi=WifiSettings("lab", "pw-123"))
+    assert json.loads(files["/iotc-data/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    assert "/iotc-data/active" not in files and "/lib/iotc/deployed.json" in files
+
+
+def _refused(capsys, monkeypatch, tmp_path, *args: str) -> str:
+    """Run the CLI in tmp_path; it must refuse with one line and write nothing there."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("IOTCPROV_")]:
+        monkeypatch.delenv(name)
+    before = sorted(tmp_path.rglob("*"))
+    assert main(list(args)) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    assert sorted(tmp_path.rglob("*")) == before
+    return error
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--wifi-ssid", "lab"], "--fs: identity and Wi-Fi options need --fs"),
+        (["--device-id", "dev-1", "--id-scope", ID_SCOPE], "--fs: identity and Wi-Fi options need --fs"),
+        (["--fs", "--wifi-password", "pw-123"], "--wifi-password: give --wifi-ssid too"),
+        (["--fs", "--option", "x"], "--option: 'x' is not NAME=VALUE"),
+    ],
+)
+def test_flash_refuses_bad_options_before_the_port(capsys, monkeypatch, tmp_path, args, expected):
+    firmware = tmp_path / "fw.bin"
+    make_esp_image(firmware)
+    if "--option" in args:
+        args = [*args, "--device-id", "dev-1", "--id-scope", ID_SCOPE, "--group-key", GROUP_KEY]
+    error = _refused(
+        capsys, monkeypatch, tmp_path, "flash", "--port", NO_PORT, "--firmware", str(firmware), *args
+    )
+    assert error.startswith(f"iotcprov: error: {expected}"), error
+    assert "pw-123" not in error
+
+
+def test_deploy_refuses_a_folder_without_the_firmware_before_the_port(capsys, monkeypatch, tmp_path):
+    (tmp_path / "fw").mkdir()
+    source = str(tmp_path / "fw")
+    error = _refused(capsys, monkeypatch, tmp_path, "deploy", "--port", NO_PORT, "--source", source)
+    assert error.startswith("iotcprov: error: --source: ") and "has no iotc/__init__.py" in error
+
+
+def test_factory_names_its_own_option_for_a_bad_image(capsys, monkeypatch, tmp_path):
+    image = tmp_path / "not.bin"
+    image.write_bytes(b"MZ not firmware" * 100)
+    error = _refused(capsys, monkeypatch, tmp_path, "factory", "run", "--id-scope", ID_SCOPE, "--count", "2",
+                     "--ports", NO_PORT, "--group-key", GROUP_KEY, "--flash-image", str(image))  # fmt: skip
+    assert error.startswith("iotcprov: error: --flash-image: not an ESP firmware image"), error
