@@ -1,22 +1,23 @@
+import gc
+
 VERSION = "0.1.0"
 
+# RAM is scarce on an ESP32: every name in loaded code (functions, arguments, attributes, short
+# strings) is interned for good, in tables that double when full, and each module costs its
+# names and a few more. So the firmware's modules are few, keep their names few and shared, and
+# are loaded only while needed (firmware/README.md, Memory).
 
-def _preload():
-    """Import the platform modules the firmware uses before any of its own code. Where they are
-    not frozen into the firmware (the virtual board compiles its stand-ins from source, a user
-    may install umqtt as .py) compiling them needs large blocks, which only an unfragmented heap
-    still has. Elsewhere (CPython) they are simply absent."""
-    import gc
-
-    for name in ("umqtt.simple", "network", "ntptime"):
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        gc.collect()  # the compiler's leftovers, before anything long-lived lands among them
-
-
-_preload()
+# Import the platform modules the firmware uses before any of its own code. Where they are not
+# frozen into the firmware (the virtual board compiles its stand-ins from source, a user may
+# install umqtt as .py) compiling them needs large blocks, which only an unfragmented heap still
+# has. Elsewhere (CPython) they are simply absent.
+for name in ("umqtt.simple", "network", "ntptime"):
+    try:
+        __import__(name)
+    except ImportError:
+        pass
+    gc.collect()  # the compiler's leftovers, before anything long-lived lands among them
+del name
 
 
 class ConfigError(Exception):
@@ -25,18 +26,29 @@ class ConfigError(Exception):
 
 
 def unload(name):
-    """Forget submodule `name` so its code can be freed (RAM is scarce on an ESP32); the next
-    import loads it again."""
+    """Forget submodule `name` so its code can be freed; the next import loads it again."""
     import sys
 
     sys.modules.pop("iotc." + name, None)
     globals().pop(name, None)
 
 
+def emit(event, *pairs, reason=None):
+    """Print one console status line, `iotc: <event> key=value ... [reason=free text]`
+    (docs/design.md): `pairs` alternate key, value; None values are left out; spaces in values
+    become '_'. Callers pass only non-secret values."""
+    parts = ["iotc:", event]
+    for i in range(0, len(pairs) - 1, 2):
+        if pairs[i + 1] is not None:
+            parts.append("%s=%s" % (pairs[i], str(pairs[i + 1]).replace(" ", "_")))
+    if reason:
+        parts.append("reason=" + " ".join(str(reason).split()))
+    print(" ".join(parts))
+
+
 # The hardware watchdog (machine.WDT) while the device runs it: every wait of the firmware feeds
 # it (Device.pause, the link's reads), so only a hang lets it reset the board.
 _dog = None
-RELEASED_MS = 7 * 86400 * 1000  # what the watchdog is stretched to when the device stops
 
 
 def feed():
@@ -54,7 +66,7 @@ def watchdog(seconds):
     from machine import WDT
 
     try:
-        _dog = WDT(timeout=seconds * 1000 if seconds else RELEASED_MS)
+        _dog = WDT(timeout=(seconds or 7 * 86400) * 1000)
         _dog.feed()
     except (OSError, ValueError):
         if seconds:

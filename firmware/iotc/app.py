@@ -1,6 +1,7 @@
 # The device: one small state machine that takes a provisioned board from boot to a live IoT Hub
 # session and keeps it there. Stages, each in its own module:
 #
+#     start         settings.py   read and check the configuration (config.py, sas.py, files.py)
 #     wifi, clock   bringup.py    join the access point, set the clock by NTP
 #     dps           register.py   register with DPS and cache the assignment (skipped when cached)
 #     hub, online   session.py    connect with a fresh token, then serve the session
@@ -29,15 +30,7 @@ import json
 import time
 
 import iotc
-from iotc import feed, files, status, unload
-
-STAGE_MODULES = {
-    "wifi": "bringup",
-    "clock": "bringup",
-    "dps": "register",
-    "hub": "session",
-    "online": "session",
-}
+from iotc import emit, feed, unload
 
 
 def _feature(device, found, payload):
@@ -45,14 +38,6 @@ def _feature(device, found, payload):
     from iotc import central
 
     central.handle(device, found, payload)
-
-
-def _network_up():
-    try:
-        import network
-    except ImportError:  # a port with host networking
-        return True
-    return network.WLAN(network.STA_IF).isconnected()
 
 
 class Device:
@@ -66,43 +51,49 @@ class Device:
     MAC) on the first connection of each boot.
     """
 
-    def __init__(self, root=files.ROOT, telemetry=None, model_id=None, info=True):
+    # What a device starts with (class attributes, so an instance holds only what changed).
+    settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
+    tls = None  # the TLS client context, made at start
+    link = None  # the open link.Link, if any
+    stage = None  # "wifi", "clock", "dps", "hub", "online", "stopped", or None before start / after stop
+    sent = 0  # telemetry messages sent this run
+    dropped = 0  # telemetry messages dropped from a full buffer since boot
+    dropped_reported = 0
+    uptime_ms = 0
+    next_telemetry = None  # the schedule starts with the first connection of a boot
+    renewing = False
+    renew_at = ping_sent = None
+    rid = 0  # last twin request id
+    twin_rid = None  # the full-twin GET awaiting its answer
+    message_handler = None  # handler(body, properties) for C2D messages
+    on_connected = None  # hook: on_connected(device) after each (re)connect
+    _stage_module = None
+    # The policy's state (policy.State): failure counts behind the backoff.
+    attempt = 0
+    hub_failures = 0
+    fresh_assignment = False
+    random16 = None
+
+    def __init__(self, root="/iotc-data", telemetry=None, model_id=None, info=True):
         self.root = root
         self.telemetry = telemetry
         self.model_id = model_id
-        self.settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
-        self.policy = None  # policy.State: failure counts behind the backoff
-        self.stage = None  # one of STAGE_MODULES, "stopped", or None before start / after stop
-        self.sent = 0  # telemetry messages sent this run
-        self.link = None  # the open link.Link, if any
-        self.tls = None  # the TLS client context, made at start
-        self.renewing = False
-        self.uptime_ms = 0
-        self.renew_at = self.ping_sent = None
+        self.info = info
         self._now = self._wake = self.online_since = time.ticks_ms()
-        self.next_telemetry = None  # the schedule starts with the first connection of a boot
-        self._stage_module = None
         # Hooks for device features (properties, commands, C2D): topics subscribed after each
-        # connect, handlers by incoming.Incoming kind called as handler(device, incoming,
-        # payload), and on_connected(device) called after each (re)connect.
+        # connect, and handlers by incoming.Incoming kind called as handler(device, incoming,
+        # payload).
         self.subscriptions = []
         self.handlers = {}
-        self.on_connected = None
         self.inbox = []  # (incoming, payload) received, handled outside umqtt's wait
-        # Application features: writable-property, command and C2D handlers; the reported
+        # Application features: writable-property and command handlers; the reported
         # properties not sent yet (a patch) and the acknowledgements in it (for status lines).
         self.properties = {}  # (component, name): handler(value)
         self.commands = {}  # 'name' or 'component*name': handler(payload)
-        self.message_handler = None  # handler(body, properties)
         self.reported = {}
         self.acks = []
-        self.rid = 0  # last twin request id
-        self.twin_rid = None  # the full-twin GET awaiting its answer
         # Offline buffer: (body, properties, component, created) waiting to be sent, oldest first.
         self.buffer = []
-        self.dropped = 0  # telemetry messages dropped from a full buffer since boot
-        self.dropped_reported = 0
-        self.info = info
 
     # ---- public API ---------------------------------------------------------------------
 
@@ -120,27 +111,8 @@ class Device:
             ready = settings.prepare(self)
         finally:
             settings = None  # this reference too, or the module and its imports stay in RAM
-            for name in ("settings", "config", "credentials", "policy", "sas"):
-                unload(name)
-            gc.collect()
+            self.shed("settings", "config", "files", "sas")
         if ready:
-            from iotc.policy import State  # after the start-up modules are gone: less at once
-
-            self.policy = State()
-            unload("policy")
-            s = self.settings
-            if s.model_id is None:
-                s.model_id = self.model_id
-            if s.watchdog:
-                try:
-                    iotc.watchdog(s.watchdog)
-                except (ImportError, OSError, ValueError) as e:  # no usable machine.WDT here
-                    status.emit(
-                        "config error", reason="options.watchdog: this board has no usable "
-                        "machine.WDT (%s); set it to 0" % type(e).__name__,
-                    )  # fmt: skip
-                    return False
-                status.emit("watchdog", "timeout", s.watchdog)
             self.go(("wifi", 0, None, False))
         return ready
 
@@ -151,7 +123,9 @@ class Device:
                 if not self.start():
                     return False
             except MemoryError:  # not even start-up fits now: say so, wait, try again
-                self._recover_start()
+                self.shed("settings", "config", "files", "sas")
+                emit("error", "stage", "start", reason="MemoryError; retrying in 10 s")
+                self.pause(10000)
         try:
             while self.stage is not None:
                 try:
@@ -165,34 +139,27 @@ class Device:
 
     def step(self):
         """Do the next piece of work, or wait for it (about a second at most)."""
-        from iotc import clock
-
         now = time.ticks_ms()
         self.uptime_ms += time.ticks_diff(now, self._now)  # ticks wrap; their differences do not
         self._now = now
         wait = min(time.ticks_diff(self._wake, now), 1000)
-        if self.stage != "online" and self.telemetry is not False and self.next_telemetry is not None:
+        stage = self.stage
+        if stage != "online" and self.telemetry is not False and self.next_telemetry is not None:
             if time.ticks_diff(now, self.next_telemetry) >= 0:  # offline: into the buffer
                 self.produce()
             wait = min(wait, time.ticks_diff(self.next_telemetry, now))
         if wait > 0:
-            if self.link is not None and self.stage == "online":
+            if self.link is not None and stage == "online":
                 self._stage("session").wait(self, wait)
             else:
                 self.pause(wait)
-            return
-        if self.stage == "stopped":
+        elif stage == "stopped":
             self.go(self.decide("resume"))
-            return
-        try:
-            module = self._stage(STAGE_MODULES[self.stage])
-            if module.__name__ == "iotc.bringup":
-                module.step(self, self.stage)
+        else:
+            if stage == "wifi" or stage == "clock":
+                self._stage("bringup").step(self)
             else:
-                module.step(self)
-        except clock.ClockNotSet:  # refuse to sign or verify anything: set the clock first
-            self.close(False)
-            self.go(("clock", 0, "clock-unset", False))
+                self._stage("register" if stage == "dps" else "session").step(self)
 
     def send_telemetry(self, values, properties=None, component=None):
         """Send one JSON object of telemetry (with an optional property bag and component name).
@@ -210,7 +177,7 @@ class Device:
             outbox.keep(self, body, properties, component)
         except MemoryError:  # not even room for the buffer's code: lost, but counted
             self.dropped += 1
-            status.emit("buffer dropped", "n", self.dropped, reason="MemoryError")
+            emit("buffer dropped", "n", self.dropped, reason="MemoryError")
         return False
 
     def produce(self):
@@ -224,9 +191,10 @@ class Device:
                 from iotc.readings import board_readings
 
                 values = board_readings(self.uptime_ms // 1000)
+                board_readings = None
                 unload("readings")
         except Exception as e:  # the application's callback failed: skip this round
-            status.emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
+            emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
             return
         if values:
             self.send_telemetry(values)
@@ -285,10 +253,12 @@ class Device:
     # ---- for the stage modules ----------------------------------------------------------
 
     def decide(self, name, *args):
-        """policy.<name>(state, settings, *args), with policy.py loaded just for the decision."""
+        """policy.<name>(state, settings, *args), with policy.py loaded just for the decision
+        (the device carries the policy's state)."""
         from iotc import policy
 
-        decision = getattr(policy, name)(self.policy, self.settings, *args)
+        decision = getattr(policy, name)(self, self.settings, *args)
+        policy = None
         unload("policy")
         return decision
 
@@ -297,28 +267,56 @@ class Device:
         start, and the status lines that explain it."""
         stage, delay_ms, reason, reprovision = decision
         s = self.settings
-        if reprovision:
-            files.forget_assignment(s)
+        if reprovision:  # forget the cached assignment
+            import os
+
+            try:
+                os.remove(s.root + "/assignment.json")
+            except OSError:
+                pass
             s.hub = s.assigned_id = None
             s.cache_state = "no-cache"
             if reason != "resume":
-                status.emit("reprovision", reason=reason)
+                emit("reprovision", reason=reason)
         if stage == "hub" and s.hub is None:
             stage = "dps"
-        if (stage == "dps" or stage == "hub") and not _network_up():
-            stage = "wifi"
+        if stage == "dps" or stage == "hub":  # no network (Wi-Fi lost): join it first
+            try:
+                import network
+
+                if not network.WLAN(network.STA_IF).isconnected():
+                    stage = "wifi"
+            except ImportError:  # a port with host networking
+                pass
         if stage == "stopped":
-            status.emit("stopped", "retry_in", delay_ms // 1000 or None, reason=reason)
+            emit("stopped", "retry_in", delay_ms // 1000 or None, reason=reason)
             if not delay_ms:
                 self.stage = None
                 return
         elif delay_ms:
-            status.emit(
-                "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000), "attempt",
-                self.policy.attempt, reason=reason,
+            emit(
+                "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000), "attempt", self.attempt,
+                reason=reason,
             )  # fmt: skip
         self.stage = stage
         self._wake = time.ticks_add(time.ticks_ms(), delay_ms)
+
+    def password(self, hub=None):
+        """(password, token expiry) for the next CONNECT, to DPS or to the hub `hub`: a fresh SAS
+        token, or ("", None) for X.509. None while the clock is unset, when nothing can be signed
+        or verified: the device goes back to the clock stage. Everything but the open stage is
+        shed after it, before the TLS handshake, the peak of RAM use."""
+        from iotc import files
+
+        try:
+            secret = files.password(self.settings, hub)
+        finally:
+            files = None
+            self.shed("files", "clock", "sas")
+        if secret is None:
+            self.close(False)
+            self.go(("clock", 0, "clock-unset", False))
+        return secret
 
     def close(self, polite=True):
         """Close the open link, if any (one TLS connection at a time)."""
@@ -334,50 +332,35 @@ class Device:
             time.sleep_ms(min(ms, 1000))
             ms -= 1000
 
-    def shed(self):
-        """Unload the feature modules (they keep no state; the next use loads them again)
-        before a TLS handshake, the peak of RAM use."""
-        for name in ("outbox", "central", "pnp", "incoming"):
+    def shed(self, *names):
+        """Unload the feature modules (they keep no state; the next use loads them again) and
+        the modules `names`, and collect: before a TLS handshake, the peak of RAM use."""
+        for name in ("outbox", "central", "pnp", "incoming", "clock") + names:
             unload(name)
         gc.collect()
 
     # ---- internals ----------------------------------------------------------------------
 
     def _stage(self, name):
-        """The module of stage `name`; the previous stage's module is unloaded first, so only
-        one stage's code is in RAM at a time."""
+        """The module of stage `name`; the previous stage's module (and what it loaded) is
+        unloaded first, so only one stage's code is in RAM at a time."""
         module = self._stage_module
         if module is not None and module.__name__ == "iotc." + name:
             return module
-        self._stage_module = None
-        if module is not None:
-            unload(module.__name__[5:])
-            if module.__name__ == "iotc.register":
-                unload("dps")
-                unload("sas")
-            module = None
-        gc.collect()
+        self._stage_module = module = None
+        self.shed("bringup", "register", "dps", "session", "hub", "files", "sas")
         module = __import__("iotc." + name, None, None, ("step",))
         self._stage_module = module
         return module
-
-    def _recover_start(self):
-        for name in ("settings", "config", "credentials", "policy", "sas", "link"):
-            unload(name)
-        gc.collect()
-        status.emit("error", "stage", "start", reason="MemoryError; retrying in 10 s")
-        self.pause(10000)
 
     def _recover(self, error):
         """After a fault of ours (or MemoryError): report it, then retry the stage later."""
         self.close(False)
         stage = self.stage
-        status.emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
+        emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
         stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
         self._stage_module = None  # drop whatever stage code is loaded: the retry reloads it
-        for name in ("bringup", "register", "dps", "session", "credentials", "policy"):
-            unload(name)
-        gc.collect()
+        self.shed("bringup", "register", "dps", "session", "hub", "files", "sas", "policy")
         try:
             decision = self.decide("network_failed", stage, "error")
         except MemoryError:
@@ -385,6 +368,6 @@ class Device:
         self.go(decision)
 
 
-def main(root=files.ROOT):
+def main(root="/iotc-data"):
     """What /main.py runs: the default device, sending board readings."""
     Device(root).run()

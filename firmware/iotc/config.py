@@ -1,68 +1,57 @@
 # Identity, options and Wi-Fi settings validated from parsed file contents (docs/design.md,
 # on-board file layout). Pure: no file access, no clock. Used once at start and then unloaded,
 # so the results are plain records without methods. Every problem raises ConfigError naming the
-# field and the fix, never a secret.
+# field and the fix, never a secret. Constants are written where they are used: every module-level
+# name would stay interned on the board for good (iotc/__init__.py).
 
 from iotc import ConfigError
 
-FORMAT = 1
-DEFAULT_PORT = 8883
 FIX = "; re-provision the board (iotcprov provision)"
+_ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
-# name: (default, smallest allowed, largest allowed); whole seconds or counts.
-OPTION_LIMITS = {
-    "telemetry_interval": (10, 1, 86400),
-    "telemetry_qos": (1, 0, 1),
-    "keepalive": (60, 10, 1200),
-    "token_ttl": (3600, 20, 86400),
-    "token_margin": (120, 5, 3600),
-    "connect_timeout": (20, 2, 120),
-    "response_timeout": (30, 2, 300),
-    "dps_timeout": (120, 10, 1800),
-    "hub_failures_before_dps": (10, 1, 1000),
-    "backoff_min": (1, 1, 60),
-    "backoff_max": (100, 2, 3600),
-    "jitter_max": (5, 0, 60),
-    "terminal_wait": (3600, 0, 604800),
-    "wifi_timeout": (20, 1, 300),
-    "ntp_attempts": (2, 1, 10),
-    "buffer_size": (20, 0, 500),
-}
-# The watchdog (seconds, 0 = off) is on by default on an ESP32 only. It must outlast the longest
-# wait that cannot feed it: a connect (connect_timeout) or one read (response_timeout), plus DNS
-# and TLS arithmetic, which WATCHDOG_MARGIN covers.
-WATCHDOG_ESP32 = 120
-WATCHDOG_MARGIN = 10
-WATCHDOG_MAX = 3600
-DEFAULT_NTP_SERVERS = ("pool.ntp.org", "time.google.com", "time.cloudflare.com")
+# The tunable options: name, default, smallest and largest allowed (whole seconds or counts).
+OPTIONS = (
+    ("telemetry_interval", 10, 1, 86400),
+    ("telemetry_qos", 1, 0, 1),
+    ("keepalive", 60, 10, 1200),
+    ("token_ttl", 3600, 20, 86400),
+    ("token_margin", 120, 5, 3600),
+    ("connect_timeout", 20, 2, 120),
+    ("response_timeout", 30, 2, 300),
+    ("dps_timeout", 120, 10, 1800),
+    ("hub_failures_before_dps", 10, 1, 1000),
+    ("backoff_min", 1, 1, 60),
+    ("backoff_max", 100, 2, 3600),
+    ("jitter_max", 5, 0, 60),
+    ("terminal_wait", 3600, 0, 604800),
+    ("wifi_timeout", 20, 1, 300),
+    ("ntp_attempts", 2, 1, 10),
+    ("buffer_size", 20, 0, 500),
+)
 
 
 class Record:
     """Plain attributes; no methods, so holding one does not keep this module loaded."""
 
 
-def _fail(field, problem):
-    raise ConfigError(field + " " + problem + FIX)
+def _fail(name, problem):
+    raise ConfigError(name + " " + problem + FIX)
 
 
-def _string(doc, field, required=True):
-    value = doc.get(field)
+def _string(doc, name, required=True):
+    value = doc.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value:
-        _fail(field, "must be a non-empty string")
+        _fail(name, "must be a non-empty string")
     return value
 
 
-def _number(doc, field, default, low, high, name=None):
-    value = doc.get(field, default)
+def _number(doc, name, default, low, high, label=None):
+    value = doc.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        _fail(name or field, "must be a whole number %d-%d" % (low, high))
+        _fail(label or name, "must be a whole number %d-%d" % (low, high))
     return value
-
-
-def _is_alnum(ch):
-    return "0" <= ch <= "9" or "a" <= ch <= "z" or "A" <= ch <= "Z"
 
 
 def valid_registration_id(text):
@@ -70,57 +59,53 @@ def valid_registration_id(text):
     if not isinstance(text, str) or not 0 < len(text) <= 128:
         return False
     for ch in text:
-        if not (_is_alnum(ch) or ch in "-._:"):
+        if ch not in _ALNUM and ch not in "-._:":
             return False
-    return _is_alnum(text[-1]) or text[-1] == "-"
+    return text[-1] in _ALNUM or text[-1] == "-"
 
 
-def _file_name(value, field):
+def _file_name(value, name):
     if not isinstance(value, str) or not value or "/" in value or value in (".", ".."):
-        _fail(field, "must be a file name inside the identity folder")
+        _fail(name, "must be a file name inside the identity folder")
     return value
 
 
-def options(doc=None, into=None):
-    """The tunable timings of identity.json's "options" (defaults for what is absent); unknown
-    names are ignored so newer hosts can add options."""
+def options(doc=None, record=None):
+    """The tunable timings of identity.json's "options" (defaults for what is absent), into
+    `record` (a new one when None); unknown names are ignored so newer hosts can add options."""
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         _fail("options", "must be an object")
-    record = Record() if into is None else into
-    for name in OPTION_LIMITS:
-        limits = OPTION_LIMITS[name]
-        setattr(record, name, _number(doc, name, limits[0], limits[1], limits[2], "options." + name))
+    if record is None:
+        record = Record()
+    for name, default, low, high in OPTIONS:
+        setattr(record, name, _number(doc, name, default, low, high, "options." + name))
     if record.backoff_max < record.backoff_min:
         _fail("options.backoff_max", "must not be below options.backoff_min")
-    servers = doc.get("ntp_servers", DEFAULT_NTP_SERVERS)
+    servers = doc.get("ntp_servers", ("pool.ntp.org", "time.google.com", "time.cloudflare.com"))
     if not isinstance(servers, (list, tuple)) or not servers:
         _fail("options.ntp_servers", "must be a non-empty list of host names")
     for host in servers:
         if not isinstance(host, str) or not host or " " in host:
             _fail("options.ntp_servers", "must be a non-empty list of host names")
     record.ntp_servers = tuple(servers)
-    record.watchdog = _watchdog(doc, record)
+    # The watchdog (seconds, 0 = off; on by default, 120 s, on an ESP32 only) must outlast the
+    # longest wait that cannot feed it: a connect or one read, plus 10 s for DNS and TLS arithmetic.
+    import sys
+
+    seconds = _number(doc, "watchdog", 120 if sys.platform == "esp32" else 0, 0, 3600, "options.watchdog")
+    low = max(record.connect_timeout, record.response_timeout) + 10
+    if 0 < seconds < low:
+        _fail(
+            "options.watchdog",
+            "must be 0 (off) or %d-3600 s: 10 s above connect_timeout and response_timeout" % low,
+        )
+    record.watchdog = seconds
     # A SAS session is renewed token_margin seconds before expiry, but at most a fifth of the
     # token's life early, so short test tokens are still used for a while.
     record.renew_after = record.token_ttl - min(record.token_margin, record.token_ttl // 5)
     return record
-
-
-def _watchdog(doc, record):
-    import sys
-
-    default = WATCHDOG_ESP32 if sys.platform == "esp32" else 0
-    seconds = _number(doc, "watchdog", default, 0, WATCHDOG_MAX, "options.watchdog")
-    low = max(record.connect_timeout, record.response_timeout) + WATCHDOG_MARGIN
-    if 0 < seconds < low:
-        _fail(
-            "options.watchdog",
-            "must be 0 (off) or %d-%d s: %d s above connect_timeout and response_timeout"
-            % (low, WATCHDOG_MAX, WATCHDOG_MARGIN),
-        )
-    return seconds
 
 
 def identity(doc, folder):
@@ -128,13 +113,13 @@ def identity(doc, folder):
     flattened into it, the options."""
     if not isinstance(doc, dict):
         raise ConfigError("must hold a JSON object" + FIX)
-    if doc.get("format") != FORMAT:
-        _fail("format", "must be %d (the identity format this firmware reads)" % FORMAT)
+    if doc.get("format") != 1:
+        _fail("format", "must be 1 (the identity format this firmware reads)")
     record = Record()
     record.folder = folder
     record.id_scope = _string(doc, "id_scope")
     for ch in record.id_scope:
-        if not _is_alnum(ch):
+        if ch not in _ALNUM:
             _fail("id_scope", "must be letters and digits only")
     record.device_id = _string(doc, "device_id")
     if not valid_registration_id(record.device_id):
@@ -145,9 +130,9 @@ def identity(doc, folder):
     record.dps_host = _string(doc, "dps_host")
     if " " in record.dps_host or "/" in record.dps_host:
         _fail("dps_host", "must be a host name")
-    record.dps_port = _number(doc, "dps_port", DEFAULT_PORT, 1, 65535)
-    record.hub_port = _number(doc, "hub_port", DEFAULT_PORT, 1, 65535)
-    record.model_id = _string(doc, "model_id", required=False)
+    record.dps_port = _number(doc, "dps_port", 8883, 1, 65535)
+    record.hub_port = _number(doc, "hub_port", 8883, 1, 65535)
+    record.model_id = _string(doc, "model_id", False)
     if record.model_id is not None and not record.model_id.startswith("dtmi:"):
         _fail("model_id", "must be a DTMI such as dtmi:com:example:Thermostat;1, or null")
     record.fingerprint = _string(doc, "fingerprint")
@@ -184,7 +169,7 @@ def wifi(doc):
 
 def cached_assignment(doc, record):
     """(hub, device_id) from an assignment cache document, or (None, why-not)."""
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+    if not isinstance(doc, dict) or doc.get("format") != 1:
         return None, "no-cache"
     hub = doc.get("hub")
     device_id = doc.get("device_id")

@@ -1,14 +1,12 @@
-# The on-board files the firmware reads while running (docs/design.md, on-board file layout):
-# trust roots and credentials, read when connecting and not kept, and the assignment cache,
-# written atomically (temporary file + rename). Nothing read here is ever printed.
+# The on-board files the firmware reads while running (docs/design.md, on-board file layout) and
+# what a connection presents from them: the CONNECT password (a fresh SAS token from the device
+# key, or empty for X.509) and the TLS context's trust (the identity's roots; its certificate and
+# key for X.509); and the assignment cache, written atomically (temporary file + rename).
+# Loaded when needed and unloaded after; nothing read here is kept or printed.
 
-import json
 import os
 
 from iotc import ConfigError
-
-ROOT = "/iotc-data"
-FIX = "; re-provision the board (iotcprov provision)"
 
 
 def read(path):
@@ -16,35 +14,51 @@ def read(path):
         with open(path, "rb") as f:
             return f.read()
     except OSError:
-        raise ConfigError("missing or unreadable" + FIX, path) from None
+        fix = "; re-provision the board (iotcprov provision)"
+        raise ConfigError("missing or unreadable" + fix, path) from None
 
 
-def device_key(s):
-    """The SAS device key (base64 text), read when signing and not kept."""
-    return read(s.dir + "/" + s.key).decode().strip()
+def password(s, hub=None):
+    """(password, token expiry) for DPS, or for the hub `hub`; X.509: ("", None). None while the
+    clock is unset: a token signed then would be expired, and certificate dates cannot be checked."""
+    from iotc import clock
+
+    now = clock.unix_time()
+    if not clock.clock_is_set(now):
+        return None
+    if s.auth != "sas":
+        return "", None
+    expiry = clock.expiry_in(s.token_ttl, now)
+    key = read(s.dir + "/" + s.key)
+    from iotc import sas
+
+    if hub is None:
+        return sas.dps_token(key, s.id_scope, s.device_id, expiry), expiry
+    return sas.hub_token(key, hub, s.assigned_id, expiry), expiry
 
 
-def client_cert(s):
-    """(cert, key) bytes for TLS client authentication, PEM or DER as the host wrote them."""
-    return read(s.dir + "/" + s.cert), read(s.dir + "/" + s.key)
-
-
-def roots(s):
-    return [read(s.dir + "/" + name) for name in s.trust]
+def trust(ctx, s):
+    """Give the TLS context `ctx` the identity's roots (DER, one per call: the unix port cannot
+    parse PEM bundles) and, for X.509, the client certificate (PEM may carry the chain) and key."""
+    for name in s.trust:
+        ctx.load_verify_locations(read(s.dir + "/" + name))  # tls takes cadata positionally
+    if s.auth != "sas":
+        ctx.load_cert_chain(read(s.dir + "/" + s.cert), read(s.dir + "/" + s.key))
 
 
 def save_assignment(s, doc):
     """Write the cache through a temporary file and one rename: a power cut leaves the old cache
     or the new one, never half of one."""
+    import json
+
     final = s.root + "/assignment.json"
-    temp = final + ".tmp"
-    with open(temp, "w") as f:
+    with open(final + ".tmp", "w") as f:
         json.dump(doc, f)
     try:
-        os.rename(temp, final)
+        os.rename(final + ".tmp", final)
     except OSError:  # FAT refuses to rename over an existing file
         forget_assignment(s)
-        os.rename(temp, final)
+        os.rename(final + ".tmp", final)
 
 
 def forget_assignment(s):

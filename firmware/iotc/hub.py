@@ -1,26 +1,20 @@
 # IoT Hub over MQTT, what the device sends: CONNECT user name, telemetry, twin and direct-method
 # response topics (protocol spec section 2). Parsing what the hub sends is in incoming.py.
 # Pure: no sockets, no clock. sas.quote is imported where needed, so the session need not keep
-# sas.py loaded between token renewals.
+# sas.py loaded between token renewals. Constants are written where they are used: every
+# module-level name would stay interned on the board for good (iotc/__init__.py).
 
 from iotc import VERSION
-
-API_VERSION = "2021-04-12"
-JSON_BAG = "$.ct=application%2Fjson&$.ce=utf-8"  # IoT Central needs both on telemetry
-CREATION_TIME = "iothub-creation-time-utc"
-
-TWIN_RESPONSE_SUBSCRIBE = "$iothub/twin/res/#"
-TWIN_DESIRED_SUBSCRIBE = "$iothub/twin/PATCH/properties/desired/#"
-METHODS_SUBSCRIBE = "$iothub/methods/POST/#"
 
 
 def username(hub, device_id, model_id=None):
     from iotc.sas import quote
 
-    name = hub + "/" + device_id + "/?api-version=" + API_VERSION
+    name = hub + "/" + device_id + "/?api-version=2021-04-12"
     if model_id:
         name += "&model-id=" + quote(model_id)
-    return name + "&DeviceClientType=" + quote("iotc-micropython/" + VERSION)
+    # DeviceClientType is quote("iotc-micropython/" + VERSION): VERSION is digits and dots
+    return name + "&DeviceClientType=iotc-micropython%2F" + VERSION
 
 
 def encode_bag(properties):
@@ -32,10 +26,10 @@ def encode_bag(properties):
 
 
 def telemetry_topic(device_id, properties=None, component=None, created=None):
-    """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers, $.sub, user properties and,
-    for a message sent later than it was made, `created` ('2025-04-21T11:30:16Z') as
-    iothub-creation-time-utc, the time IoT Central then shows for it."""
-    topic = "devices/" + device_id + "/messages/events/" + JSON_BAG
+    """devices/{id}/messages/events/ with the $.ct/$.ce JSON markers IoT Central needs, $.sub,
+    user properties and, for a message sent later than it was made, `created`
+    ('2025-04-21T11:30:16Z') as iothub-creation-time-utc, the time IoT Central then shows for it."""
+    topic = "devices/" + device_id + "/messages/events/$.ct=application%2Fjson&$.ce=utf-8"
     if component:
         from iotc.sas import quote
 
@@ -43,7 +37,7 @@ def telemetry_topic(device_id, properties=None, component=None, created=None):
     if properties:
         topic += "&" + encode_bag(properties)
     if created:
-        topic += "&" + CREATION_TIME + "=" + created.replace(":", "%3A")
+        topic += "&iothub-creation-time-utc=" + created.replace(":", "%3A")
     return topic
 
 

@@ -2,21 +2,8 @@
 # twin and the direct methods: desired properties found in a patch or a full twin, writable
 # property acknowledgements, components, command names and results. Pure: no sockets, no clock,
 # no globals; imports on CPython and MicroPython. Loaded by central.py while it handles something.
-
-COMPONENT_MARK = "__t"  # {"comp": {"__t": "c", ...}} marks a component in the twin
-
-
-def split_command(name):
-    """'thermostat1*getMaxMin' -> ('thermostat1', 'getMaxMin'); 'reboot' -> (None, 'reboot')."""
-    cut = name.find("*")
-    if cut < 0:
-        return None, name
-    return name[:cut], name[cut + 1 :]
-
-
-def command_key(name, component=None):
-    """The direct-method name of command `name` (in `component`): 'comp*name' or 'name'."""
-    return component + "*" + name if component else name
+# A command in a component is the direct method 'component*name'; {"comp": {"__t": "c", ...}}
+# marks a component in the twin.
 
 
 def parse_payload(body):
@@ -46,9 +33,9 @@ def desired_items(desired, components):
         value = desired[key]
         if key[:1] == "$" or value is None:
             continue
-        if isinstance(value, dict) and (key in components or value.get(COMPONENT_MARK) == "c"):
+        if isinstance(value, dict) and (key in components or value.get("__t") == "c"):
             for name in value:
-                if name != COMPONENT_MARK and name[:1] != "$" and value[name] is not None:
+                if name != "__t" and name[:1] != "$" and value[name] is not None:
                     items.append((key, name, value[name]))
         else:
             items.append((None, key, value))
@@ -105,7 +92,7 @@ def merge(patch, properties, component=None):
     if component:
         target = patch.get(component)
         if not isinstance(target, dict):
-            target = patch[component] = {COMPONENT_MARK: "c"}
+            target = patch[component] = {"__t": "c"}
     for name in properties:
         target[name] = properties[name]
     return patch
@@ -127,4 +114,3 @@ def error_payload(error):
     text = str(error)
     name = type(error).__name__
     return {"error": (name + ": " + text if text else name)[:200]}
-

@@ -3,29 +3,32 @@
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
 # Pure: the caller supplies randomness, does the waiting and all I/O.
-
-RETRY = "retry"  # worth another try after a delay
-REFUSED = "refused"  # credentials refused: never retried in a loop
-TERMINAL = "terminal"  # the service says no for good (bad request, not found, disabled, ...)
+#
+# Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
+# retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).
+# Every decision is a tuple (stage, delay_ms, reason, reprovision): go to `stage` ("wifi",
+# "clock", "dps", "hub", "online" or "stopped") after `delay_ms`; `reprovision` = drop the cached
+# assignment first. Constants are written where they are used: every module-level name would
+# stay interned on the board for good (iotc/__init__.py).
 
 
 def classify_status(status):
     """A DPS/hub answer status: 429, 408 and 5xx are transient; other 4xx are final."""
     if status == 429 or status == 408 or status >= 500:
-        return RETRY
+        return "retry"
     if status in (401, 403):
-        return REFUSED
-    return TERMINAL
+        return "refused"
+    return "terminal"
 
 
 def classify_connack(code):
     """A refused CONNACK return code: 4 (bad user name or password) and 5 (not authorized) are
     credential errors, 3 (server unavailable) is transient, 1 and 2 are our own fault."""
     if code in (4, 5):
-        return REFUSED
+        return "refused"
     if code in (1, 2):
-        return TERMINAL
-    return RETRY
+        return "terminal"
+    return "retry"
 
 
 def jitter_ms(max_seconds, random16):
@@ -53,19 +56,14 @@ def retry_ms(attempt, options, random16, retry_after=None):
     return delay
 
 
-WIFI = "wifi"
-CLOCK = "clock"
-DPS = "dps"
-HUB = "hub"
-ONLINE = "online"
-STOPPED = "stopped"
-
-STABLE_MS = 60000  # a session that lasted this long resets the backoff when it drops
+# A session that lasted this long (ms) resets the backoff when it drops.
+STABLE_MS = 60000
 
 
 class State:
     """What the policy remembers between outcomes. Plain attributes only (no methods), so a
-    device can keep it while this module is unloaded between decisions."""
+    device can keep it while this module is unloaded between decisions; any object with these
+    attributes will do (the Device carries them itself)."""
 
     attempt = 0  # consecutive failures on the way to a stable hub session
     hub_failures = 0  # consecutive failed hub connections since the last success
@@ -73,34 +71,28 @@ class State:
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
 
 
-# Every decision is a tuple (stage, delay_ms, reason, reprovision): go to `stage` after
-# `delay_ms`; `reprovision` = drop the cached assignment first.
-
-
-def _random16(state):
-    if state.random16 is not None:
-        return state.random16()
-    import os
-
-    return int.from_bytes(os.urandom(2), "big")
-
-
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
-    delay = retry_ms(state.attempt, options, _random16(state), retry_after)
+    if state.random16 is not None:
+        random16 = state.random16()
+    else:
+        import os
+
+        random16 = int.from_bytes(os.urandom(2), "big")
+    delay = retry_ms(state.attempt, options, random16, retry_after)
     state.attempt += 1
     return stage, delay, reason, reprovision
 
 
 def _stop(options, reason):
-    return STOPPED, options.terminal_wait * 1000, reason, False
+    return "stopped", options.terminal_wait * 1000, reason, False
 
 
 def boot(state, options, cache_state):
     """After Wi-Fi and clock: the hub straight away when the cache holds an assignment
     ("cached"), else DPS; a cache made for another identity is dropped first."""
     if cache_state == "cached":
-        return HUB, 0, None, False
-    return DPS, 0, cache_state, cache_state == "identity-changed"
+        return "hub", 0, None, False
+    return "dps", 0, cache_state, cache_state == "identity-changed"
 
 
 def network_failed(state, options, stage, reason):
@@ -114,24 +106,24 @@ def dps_answer(state, options, kind, status, retry_after=None):
     if kind == "assigned":
         state.fresh_assignment = True
         state.hub_failures = 0
-        return HUB, 0, None, False
+        return "hub", 0, None, False
     if kind in ("failed", "disabled"):
         return _stop(options, "registration " + kind)
-    if classify_status(status) == RETRY:
-        return _retry(state, options, DPS, "status=%d" % status, retry_after)
+    if classify_status(status) == "retry":
+        return _retry(state, options, "dps", "status=%d" % status, retry_after)
     return _stop(options, "status=%d" % status)
 
 
 def dps_refused(state, options, code):
     """DPS refused the CONNECT with this CONNACK code."""
-    if classify_connack(code) == RETRY:
-        return _retry(state, options, DPS, "connack=%d" % code)
+    if classify_connack(code) == "retry":
+        return _retry(state, options, "dps", "connack=%d" % code)
     return _stop(options, "connack=%d" % code)
 
 
 def dps_failed(state, options, reason):
     """Transport trouble during registration (TLS, socket, timeout): transient."""
-    return _retry(state, options, DPS, reason)
+    return _retry(state, options, "dps", reason)
 
 
 def hub_connected(state):
@@ -144,10 +136,10 @@ def hub_refused(state, options, code):
     device may have moved or its registration changed); refused right after a fresh
     registration: nothing will change by retrying, so stop and report."""
     verdict = classify_connack(code)
-    if verdict == RETRY:
+    if verdict == "retry":
         return hub_failed(state, options, "connack=%d" % code)
-    if verdict == REFUSED and not state.fresh_assignment:
-        return _retry(state, options, DPS, "hub-refused", reprovision=True)
+    if verdict == "refused" and not state.fresh_assignment:
+        return _retry(state, options, "dps", "hub-refused", reprovision=True)
     return _stop(options, "hub refused connack=%d" % code)
 
 
@@ -157,8 +149,8 @@ def hub_failed(state, options, reason):
     state.hub_failures += 1
     if state.hub_failures >= options.hub_failures_before_dps:
         state.hub_failures = 0
-        return _retry(state, options, DPS, "hub-failures", reprovision=True)
-    return _retry(state, options, HUB, reason)
+        return _retry(state, options, "dps", "hub-failures", reprovision=True)
+    return _retry(state, options, "hub", reason)
 
 
 def hub_lost(state, options, lasted_ms, reason):
@@ -167,11 +159,11 @@ def hub_lost(state, options, lasted_ms, reason):
     connect-and-get-kicked hot loop)."""
     if lasted_ms >= STABLE_MS:
         state.attempt = 0
-    return _retry(state, options, HUB, reason)
+    return _retry(state, options, "hub", reason)
 
 
 def resume(state, options):
     """After a terminal wait: start over at DPS, once."""
     state.attempt = 0
     state.fresh_assignment = False
-    return DPS, 0, "resume", True
+    return "dps", 0, "resume", True

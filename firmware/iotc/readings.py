@@ -5,62 +5,34 @@
 import gc
 
 
-def rssi():
-    """Wi-Fi signal strength in dBm, or None."""
-    try:
+def board_readings(uptime):
+    gc.collect()
+    values = {"uptime": uptime, "freeHeap": gc.mem_free()}
+    try:  # Wi-Fi signal strength in dBm
         import network
 
-        return network.WLAN(network.STA_IF).status("rssi")
+        signal = network.WLAN(network.STA_IF).status("rssi")
     except Exception:  # no network module, not connected, or no such status on this port
-        return None
-
-
-def temperature():
-    """Internal temperature in degrees Celsius, or None."""
-    try:
-        import esp32
-    except ImportError:
-        return None
-    try:
-        return esp32.mcu_temperature()  # S2, S3, C3, C6
-    except AttributeError:
-        pass
-    try:
-        return round((esp32.raw_temperature() - 32) / 1.8, 1)  # classic ESP32: Fahrenheit
-    except Exception:
-        return None
-
-
-def board_readings(uptime_s):
-    gc.collect()
-    values = {"uptime": uptime_s, "freeHeap": gc.mem_free()}
-    signal = rssi()
+        signal = None
     if signal is not None:
         values["rssi"] = signal
-    celsius = temperature()
+    try:  # internal temperature in degrees Celsius
+        import esp32
+
+        try:
+            celsius = esp32.mcu_temperature()  # S2, S3, C3, C6
+        except AttributeError:
+            celsius = round((esp32.raw_temperature() - 32) / 1.8, 1)  # classic ESP32: Fahrenheit
+    except Exception:  # not an ESP32, or no sensor
+        celsius = None
     if celsius is not None:
         values["temperature"] = celsius
     return values
 
 
-def mac_address():
-    """The Wi-Fi station MAC ('aa:bb:cc:dd:ee:ff'), else the chip's unique ID, or None."""
-    try:
-        import network
-
-        raw = network.WLAN(network.STA_IF).config("mac")
-    except Exception:  # no network module on this port
-        try:
-            import machine
-
-            raw = machine.unique_id()
-        except Exception:
-            return None
-    return ":".join("%02x" % byte for byte in raw)
-
-
 def device_info():
-    """Read-only properties: firmware and MicroPython versions, the board, its MAC."""
+    """Read-only properties: firmware and MicroPython versions, the board, its MAC (the Wi-Fi
+    station's, else the chip's unique ID)."""
     import sys
 
     from iotc import VERSION
@@ -72,7 +44,17 @@ def device_info():
     board = getattr(sys.implementation, "_machine", None)  # e.g. "Generic ESP32 module with ESP32"
     if board:
         info["board"] = board
-    mac = mac_address()
-    if mac:
-        info["macAddress"] = mac
+    try:
+        import network
+
+        raw = network.WLAN(network.STA_IF).config("mac")
+    except Exception:  # no network module on this port
+        try:
+            import machine
+
+            raw = machine.unique_id()
+        except Exception:
+            raw = None
+    if raw:
+        info["macAddress"] = ":".join("%02x" % byte for byte in raw)
     return info

@@ -6,30 +6,25 @@ import errno
 import gc
 import time
 
-from iotc import dps, files, status, unload
+from iotc import dps, emit, unload
 from iotc.link import Link, MQTTException
-
-MAX_POLL_WAIT = 60  # seconds; a larger retry-after on "assigning" is clipped, the deadline still rules
 
 
 def step(device):
     """One registration attempt for the device's identity, and the decision that follows."""
-    from iotc import credentials
-
     s = device.settings
-    password = credentials.password(s)[0]
-    credentials = None  # this reference too, or unloading frees nothing
-    unload("credentials")
-    device.shed()  # the TLS handshake is the peak of RAM use
-    outcome, detail = run(s, password, device.tls)
-    del password
+    secret = device.password()  # everything else is shed: the TLS handshake is the peak
+    if secret is None:  # the clock is unset: nothing can be signed or verified
+        return
+    outcome, detail = run(s, secret[0], device.tls)
+    secret = None
     unload("dps")  # the answer is plain values by now; make room for the policy
     gc.collect()
     if outcome == "answer":
-        kind, status_code, retry_after, hub, device_id = detail
+        kind, status, retry_after, hub, device_id = detail
         if kind == "assigned":
             s.hub, s.assigned_id = hub, device_id
-        decision = device.decide("dps_answer", kind, status_code, retry_after)
+        decision = device.decide("dps_answer", kind, status, retry_after)
     elif outcome == "refused":
         decision = device.decide("dps_refused", detail)
     else:
@@ -41,7 +36,7 @@ def run(s, password, ctx):
     """Register the identity `s` with DPS. Returns ("answer", (kind, status, retry_after, hub,
     device_id)) for any final answer (see dps.Answer), ("refused", connack code) or ("failed",
     reason) when the connection did not get that far."""
-    status.emit("dps registering", "host", s.dps_host, "scope", s.id_scope, "device", s.device_id)
+    emit("dps registering", "host", s.dps_host, "scope", s.id_scope, "device", s.device_id)
     inbox = []
     link = Link(
         s.dps_host, s.dps_port, s.device_id, dps.username(s.id_scope, s.device_id), password, ctx,
@@ -51,33 +46,37 @@ def run(s, password, ctx):
     try:
         link.connect(True, s.connect_timeout)  # DPS keeps no sessions
         link.subscribe(dps.SUBSCRIBE_TOPIC, 1)
-        answer = _exchange(s, link, inbox)
+        answer = exchange(s, link, inbox)
     except MQTTException as e:
         link.close(False)
         code = e.args[0] if e.args else 0
-        status.emit("dps failed", "connack", code, reason="connection refused")
+        emit("dps failed", "connack", code, reason="connection refused")
         return "refused", code
     except (OSError, IndexError, ValueError, AssertionError) as e:  # umqtt's transport failures
         link.close(False)
         reason = "OSError %s" % e.args[0] if isinstance(e, OSError) and e.args else type(e).__name__
-        status.emit("dps failed", reason=reason)
+        emit("dps failed", reason=reason)
         return "failed", reason
     link.close()
-    if answer.kind == dps.ASSIGNED:
-        status.emit("dps assigned", "hub", answer.hub, "device", answer.device_id)
+    if answer.kind == "assigned":
+        emit("dps assigned", "hub", answer.hub, "device", answer.device_id)
+        from iotc import files
+
         try:
             files.save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
         except OSError as e:  # only the next boot's shortcut is lost
-            status.emit("cache failed", reason="OSError %s" % e.args[0])
+            emit("cache failed", reason="OSError %s" % e.args[0])
+        files = None
+        unload("files")
     else:
-        status.emit(
+        emit(
             "dps failed", "status", answer.status, "result", answer.kind, "code", answer.error_code,
             "retry_after", answer.retry_after, reason=answer.message,
         )  # fmt: skip
     return "answer", (answer.kind, answer.status, answer.retry_after, answer.hub, answer.device_id)
 
 
-def _exchange(s, link, inbox):
+def exchange(s, link, inbox):
     """Publish the registration and poll until a final answer or the dps_timeout deadline."""
     deadline = time.ticks_add(time.ticks_ms(), s.dps_timeout * 1000)
     rid = 1
@@ -96,24 +95,21 @@ def _exchange(s, link, inbox):
                 raise OSError(errno.ETIMEDOUT)
             link.wait(min(left, 1000))
             continue
-        if answer.kind != dps.ASSIGNING:
+        if answer.kind != "assigning":
             return answer
-        delay = min(max(answer.retry_after or dps.DEFAULT_POLL_SECONDS, 1), MAX_POLL_WAIT)
+        # retry-after (3 s, as the SDKs, when DPS sends none), clipped to 60 s: the deadline rules
+        delay = min(max(answer.retry_after or 3, 1), 60)
         if not said_assigning:
-            status.emit("dps assigning", "retry_after", delay)
+            emit("dps assigning", "retry_after", delay)
             said_assigning = True
-        _hold(link, delay * 1000, deadline)
+        # keep the link serviced for `delay`, but not past the deadline (answers are kept)
+        until = time.ticks_add(time.ticks_ms(), delay * 1000)
+        if time.ticks_diff(deadline, until) < 0:
+            until = deadline
+        while True:
+            left = time.ticks_diff(until, time.ticks_ms())
+            if left <= 0:
+                break
+            link.wait(min(left, 1000))
         rid += 1
         link.publish(dps.poll_topic(rid, answer.operation_id), "", 1)
-
-
-def _hold(link, ms, deadline):
-    """Keep `link` serviced for `ms`, but not past `deadline` (answers that arrive are kept)."""
-    until = time.ticks_add(time.ticks_ms(), ms)
-    if time.ticks_diff(deadline, until) < 0:
-        until = deadline
-    while True:
-        left = time.ticks_diff(until, time.ticks_ms())
-        if left <= 0:
-            return
-        link.wait(min(left, 1000))

@@ -9,25 +9,21 @@ The caller supplies the expiry, normally clock.expiry_in(ttl), which refuses an 
 import binascii
 import hashlib
 
-DPS_POLICY = "registration"
-
-_BLOCK_SIZE = 64  # SHA-256 block size in bytes (RFC 2104)
-_HEX_DIGITS = b"0123456789ABCDEF"
-_UNRESERVED = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~"
-KEY_MIN_BYTES = 16
-KEY_MAX_BYTES = 64
+# Constants are written where they are used: every module-level name would stay interned on
+# the board for good (iotc/__init__.py).
 
 
 def hmac_sha256(key, msg):
     """HMAC-SHA256 (RFC 2104) on hashlib.sha256: MicroPython has no hmac module.
 
-    MicroPython's sha256 objects cannot be copied, so each call hashes both pads afresh.
+    MicroPython's sha256 objects cannot be copied, so each call hashes both pads afresh. The
+    block size of SHA-256 is 64 bytes.
     """
-    if len(key) > _BLOCK_SIZE:
+    if len(key) > 64:
         key = hashlib.sha256(key).digest()
-    inner_pad = bytearray(_BLOCK_SIZE)
-    outer_pad = bytearray(_BLOCK_SIZE)
-    for i in range(_BLOCK_SIZE):
+    inner_pad = bytearray(64)
+    outer_pad = bytearray(64)
+    for i in range(64):
         byte = key[i] if i < len(key) else 0
         inner_pad[i] = byte ^ 0x36
         outer_pad[i] = byte ^ 0x5C
@@ -59,7 +55,7 @@ def decode_key(key_b64):
         raise ValueError("device key is not base64") from None
     if not text or b64encode(raw) != text:
         raise ValueError("device key is not base64")
-    if not KEY_MIN_BYTES <= len(raw) <= KEY_MAX_BYTES:
+    if not 16 <= len(raw) <= 64:
         raise ValueError("device key must decode to 16..64 bytes")
     return raw
 
@@ -69,21 +65,13 @@ def quote(text):
     data = text.encode() if isinstance(text, str) else text
     out = bytearray()  # one growing buffer: no string per character on a small heap
     for byte in data:
-        if byte in _UNRESERVED:
+        if byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~":  # unreserved
             out.append(byte)
         else:
             out.append(37)  # '%'
-            out.append(_HEX_DIGITS[byte >> 4])
-            out.append(_HEX_DIGITS[byte & 15])
+            out.append(b"0123456789ABCDEF"[byte >> 4])
+            out.append(b"0123456789ABCDEF"[byte & 15])
     return str(out, "ascii")
-
-
-def dps_resource(id_scope, registration_id):
-    return id_scope + "/registrations/" + registration_id
-
-
-def hub_resource(hub_host, device_id):
-    return hub_host + "/devices/" + device_id
 
 
 def build_token(key_b64, resource, expiry, policy=None):
@@ -102,9 +90,9 @@ def build_token(key_b64, resource, expiry, policy=None):
 
 def dps_token(key_b64, id_scope, registration_id, expiry):
     """The CONNECT password for DPS: resource {scope}/registrations/{id}, skn=registration."""
-    return build_token(key_b64, dps_resource(id_scope, registration_id), expiry, DPS_POLICY)
+    return build_token(key_b64, id_scope + "/registrations/" + registration_id, expiry, "registration")
 
 
 def hub_token(key_b64, hub_host, device_id, expiry):
     """The CONNECT password for IoT Hub: resource {hub}/devices/{id}, no skn."""
-    return build_token(key_b64, hub_resource(hub_host, device_id), expiry)
+    return build_token(key_b64, hub_host + "/devices/" + device_id, expiry)

@@ -8,7 +8,7 @@ import errno
 import json
 import time
 
-from iotc import hub, status, unload
+from iotc import emit, hub, unload
 from iotc.link import Link, MQTTException
 
 TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
@@ -29,71 +29,86 @@ def step(device):
 
 
 def connect(device):
-    from iotc import credentials
-
     s = device.settings
     renewing = device.renewing
     device.renewing = False
     if not renewing:
-        status.emit("hub connecting", "host", s.hub, "device", s.assigned_id)
-    password, expiry = credentials.password(s, s.hub)
+        emit("hub connecting", "host", s.hub, "device", s.assigned_id)
     user = hub.username(s.hub, s.assigned_id, s.model_id)
-    credentials = None  # this reference too, or unloading frees nothing
-    unload("credentials")
-    unload("sas")  # until the next token
-    device.shed()  # the TLS handshake is the peak of RAM use
+    secret = device.password(s.hub)  # everything else is shed: the TLS handshake is the peak
+    if secret is None:  # the clock is unset: nothing can be signed or verified
+        return
     link = Link(
-        s.hub, s.hub_port, s.assigned_id, user, password, device.tls,
+        s.hub, s.hub_port, s.assigned_id, user, secret[0], device.tls,
         lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
     )  # fmt: skip
-    del password, user
+    del user
+    # What to subscribe: the topics of the incoming kinds that have a handler (C2D's names the
+    # device), then the device's own `subscriptions`.
+    handlers = device.handlers
+    topics = [
+        topic
+        for kind, topic in (
+            ("twin-response", "$iothub/twin/res/#"),
+            ("twin-desired", "$iothub/twin/PATCH/properties/desired/#"),
+            ("method", "$iothub/methods/POST/#"),
+        )
+        if kind in handlers
+    ]
+    if "c2d" in handlers:
+        topics.append(hub.c2d_subscribe_topic(s.assigned_id))
     try:
         link.connect(False, s.connect_timeout)  # keep the session: queued C2D survives
         device.link = link
-        for topic in topics(device):
+        for topic in topics + device.subscriptions:
             link.subscribe(topic, 1)
     except MQTTException as e:
         device.close(False)
         link.close(False)
         code = e.args[0] if e.args else 0
-        status.emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
+        emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
         device.go(device.decide("hub_refused", code))
         return
     except TRANSPORT_ERRORS as e:
         device.close(False)
         link.close(False)
-        status.emit("hub failed", "host", s.hub, reason=describe(e))
+        emit("hub failed", "host", s.hub, reason=describe(e))
         device.go(device.decide("hub_failed", describe(e)))
         return
     now = time.ticks_ms()
-    device.policy.hub_failures = 0  # policy.hub_connected, without loading policy for it
-    device.policy.fresh_assignment = False
+    device.hub_failures = 0  # policy.hub_connected, without loading policy for it
+    device.fresh_assignment = False
     device.online_since = now
     device.ping_sent = None
+    expiry = secret[1]
     device.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
     if renewing:
-        status.emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
+        emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
     else:
-        status.emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
+        emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
     device.go(("online", 0, None, False))
-    connected(device, now)
+    # Start the telemetry schedule (first connection of a boot), queue the device information
+    # (once per boot) and send the reported properties; then read the whole twin, on every
+    # connection (desired changes made while the link was down are sent to nobody), so each
+    # desired value not acknowledged yet is applied and acknowledged: reported first, so the
+    # twin read already holds them. Last, the application's hook.
+    if device.next_telemetry is None:
+        device.next_telemetry = now
+    if device.info:
+        from iotc.readings import device_info
 
-
-# What each incoming kind needs subscribed (C2D's topic names the device).
-KIND_TOPICS = (
-    ("twin-response", hub.TWIN_RESPONSE_SUBSCRIBE),
-    ("twin-desired", hub.TWIN_DESIRED_SUBSCRIBE),
-    ("method", hub.METHODS_SUBSCRIBE),
-)
-
-
-def topics(device):
-    """The topics to subscribe: those of the incoming kinds that have a handler, then the
-    device's own `subscriptions`."""
-    wanted = [topic for kind, topic in KIND_TOPICS if kind in device.handlers]
-    if "c2d" in device.handlers:
-        wanted.append(hub.c2d_subscribe_topic(device.settings.assigned_id))
-    return wanted + device.subscriptions
+        device.info = False
+        device.reported.update(device_info())  # root properties: a plain merge
+        unload("readings")
+    if not flush_reported(device):
+        return
+    if device.properties:
+        device.rid += 1
+        device.twin_rid = str(device.rid)
+        if not publish(device, hub.twin_get_topic(device.twin_rid), "", 0):
+            return
+    if device.on_connected is not None:
+        device.on_connected(device)
 
 
 def serve(device):
@@ -117,40 +132,58 @@ def serve(device):
     except TRANSPORT_ERRORS as e:
         lost(device, describe(e))
         return
-    if device.inbox:  # the hub's messages, to the application's handlers
-        from iotc import outbox
-
-        outbox.handle_inbox(device)
-        outbox = None  # this reference too, or unloading frees nothing
+    inbox = device.inbox
+    if inbox:
+        # The hub's messages, to the handler of their kind, here and not inside umqtt's wait, so
+        # handlers may publish (a QoS 1 publish inside umqtt's callback would swallow another
+        # publish's PUBACK).
+        while inbox and device.stage == "online":
+            found, payload = inbox.pop(0)
+            handler = device.handlers.get(found.kind)
+            if handler is not None:
+                handler(device, found, payload)
         for name in ("outbox", "central", "pnp"):  # loaded again for the next message
             unload(name)
         if device.stage != "online":
             return
-    if not flush_reported(device) or not flush_buffer(device):  # what waited to go out
+    if not flush_reported(device):  # what waited to go out
         return
+    ring = device.buffer  # the offline buffer, oldest first, each at QoS 1: a message leaves it
+    if ring:  # only once the hub acknowledged it; the rest waits when the session breaks
+        from iotc.clock import iso_utc
+
+        count = 0
+        while ring:
+            body, properties, component, created = ring[0]
+            if not send(device, body, properties, component, created and iso_utc(created), 1):
+                return
+            ring.pop(0)
+            count += 1
+        iso_utc = None
+        unload("clock")
+        emit("buffer flushed", "n", count, "dropped", device.dropped)
+        if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator
+            device.dropped_reported = device.dropped
+            device.reported["bufferDropped"] = device.dropped
     if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
         device.produce()
         if device.stage != "online":
             return
-    wait(device, until_due(device))
+    # wait for what the hub sends until the next chore is due (at most a second)
+    due = 0
+    if not (device.inbox or device.reported or device.buffer):
+        now = time.ticks_ms()
+        due = time.ticks_diff(time.ticks_add(quiet_since(link), s.keepalive * 500), now)
+        if device.renew_at is not None:
+            due = min(due, time.ticks_diff(device.renew_at, now))
+        if device.telemetry is not False:
+            due = min(due, time.ticks_diff(device.next_telemetry, now))
+    wait(device, max(min(due, 1000), 0))
 
 
 def quiet_since(link):
     """The older of last send and last receipt: a ping is due when either is old."""
     return link.last_tx if time.ticks_diff(link.last_rx, link.last_tx) > 0 else link.last_rx
-
-
-def until_due(device):
-    """Milliseconds until the next online chore (at most 1000)."""
-    if device.inbox or device.reported or device.buffer:
-        return 0
-    now = time.ticks_ms()
-    due = time.ticks_diff(time.ticks_add(quiet_since(device.link), device.settings.keepalive * 500), now)
-    if device.renew_at is not None:
-        due = min(due, time.ticks_diff(device.renew_at, now))
-    if device.telemetry is not False:
-        due = min(due, time.ticks_diff(device.next_telemetry, now))
-    return max(min(due, 1000), 0)
 
 
 def publish(device, topic, payload, qos):
@@ -167,58 +200,10 @@ def send(device, body, properties=None, component=None, created=None, qos=None):
     s = device.settings
     if qos is None:
         qos = s.telemetry_qos
-    topic = hub.telemetry_topic(s.assigned_id, properties, component, created)
-    if not publish(device, topic, body, qos):
+    if not publish(device, hub.telemetry_topic(s.assigned_id, properties, component, created), body, qos):
         return False
     device.sent += 1
-    status.emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", qos)
-    return True
-
-
-def connected(device, now):
-    """Right after each hub connection: start the telemetry schedule (first connection of a
-    boot), queue the device information (once per boot) and send the reported properties;
-    then read the whole twin, on every connection (desired changes made while the link was down
-    are sent to nobody), so each desired value not acknowledged yet is applied and acknowledged:
-    reported first, so the twin read already holds them. Last, the application's hook."""
-    if device.next_telemetry is None:
-        device.next_telemetry = now
-    if device.info:
-        from iotc.readings import device_info
-
-        device.info = False
-        device.reported.update(device_info())  # root properties: a plain merge
-        unload("readings")
-    if not flush_reported(device):
-        return
-    if device.properties:
-        device.rid += 1
-        device.twin_rid = str(device.rid)
-        if not publish(device, hub.twin_get_topic(device.twin_rid), "", 0):
-            return
-    if device.on_connected is not None:
-        device.on_connected(device)
-
-
-def flush_buffer(device):
-    """Send the offline buffer oldest first, at QoS 1: a message leaves the buffer only once the
-    hub acknowledged it. False when the session broke (the rest waits for the next one)."""
-    ring = device.buffer
-    if not ring:
-        return True
-    from iotc.clock import iso_utc
-
-    count = 0
-    while ring:
-        body, properties, component, created = ring[0]
-        if not send(device, body, properties, component, created and iso_utc(created), 1):
-            return False
-        ring.pop(0)
-        count += 1
-    status.emit("buffer flushed", "n", count, "dropped", device.dropped)
-    if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator
-        device.dropped_reported = device.dropped
-        device.reported["bufferDropped"] = device.dropped
+    emit("telemetry sent", "n", device.sent, "bytes", len(body), "qos", qos)
     return True
 
 
@@ -236,7 +221,7 @@ def flush_reported(device):
         device.reported = patch
         return False
     for name, component, av, ac in device.acks:
-        status.emit("property acked", "name", name, "component", component, "av", av, "ac", ac)
+        emit("property acked", "name", name, "component", component, "av", av, "ac", ac)
     device.acks = []
     return True
 
@@ -264,6 +249,6 @@ def lost(device, reason):
     # the hub already, so they are still handled after reconnecting.
     device.inbox = [item for item in device.inbox if item[0].kind == "c2d"]
     device.twin_rid = None
-    status.emit("hub disconnected", "host", device.settings.hub, reason=reason)
+    emit("hub disconnected", "host", device.settings.hub, reason=reason)
     lasted = time.ticks_diff(time.ticks_ms(), device.online_since)
     device.go(device.decide("hub_lost", lasted, reason))

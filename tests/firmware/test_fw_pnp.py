@@ -6,13 +6,6 @@ import pytest
 from iotc import ConfigError, clock, config, hub, pnp
 
 
-def test_command_names_with_and_without_component():
-    assert pnp.split_command("thermostat1*getMaxMinReport") == ("thermostat1", "getMaxMinReport")
-    assert pnp.split_command("reboot") == (None, "reboot")
-    assert pnp.command_key("getMaxMinReport", "thermostat1") == "thermostat1*getMaxMinReport"
-    assert pnp.command_key("reboot") == "reboot"
-
-
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

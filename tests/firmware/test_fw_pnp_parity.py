@@ -27,8 +27,6 @@ def options_case(doc):
 
 def evaluate(cases):
     out = {}
-    out["split"] = [list(pnp.split_command(n)) for n in cases["commands"]]
-    out["key"] = [pnp.command_key(n, c) for n, c in cases["keys"]]
     out["payload"] = [attempt(pnp.parse_payload, b.encode()) for b in cases["payloads"]]
     out["items"] = [
         sorted([list(i) for i in pnp.desired_items(d, k)], key=json.dumps) for d, k in cases["desired"]
@@ -52,8 +50,6 @@ def evaluate(cases):
 """
 
 CASES = {
-    "commands": ["reboot", "thermostat1*getMaxMinReport", "*x", "a*b*c"],
-    "keys": [["reboot", None], ["getMaxMinReport", "thermostat1"]],
     "payloads": ['{"delay": 5}', "null", "", "2.5", "not json", "[1, 2]"],
     "desired": [
         [{"targetTemperature": 22, "$version": 4}, []],
@@ -100,7 +96,6 @@ def test_pnp_core_matches_on_micropython(micropython):
 
 def test_the_program_checks_something_meaningful():
     results = cpython_results()
-    assert results["split"][1] == ["thermostat1", "getMaxMinReport"]
     assert ["comp", "b", 2] not in results["items"][1] and ["t1", "x", 1] in results["items"][1]
     assert results["acked"] == [5, 6, None, None, None]
     assert results["property"][4][0] == "error" and results["command"][3][0] == "error"
