@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iotcprov.board.firmware_options import check_options
 from iotcprov.errors import InputError
 
 DEVICE_ID_MAX = 128
@@ -131,6 +132,7 @@ def parse_options(pairs: list[str], field: str = "--option") -> dict:
             options[name] = json.loads(value)
         except ValueError:
             options[name] = value
+    check_options(options, field)  # what the board would refuse at boot
     return options
 
 

@@ -3,9 +3,11 @@ exit code 2, nothing written. No board is needed (the ports named here do not ex
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from iotcprov.board import flash
+from iotcprov.board.firmware_options import option_names
 from iotcprov.board.identity import WifiSettings
 from iotcprov.cli import main
 from iotcprov.errors import InputError
@@ -16,12 +18,37 @@ from tests.board.conftest import GROUP_KEY, ID_SCOPE, make_esp_image
 NO_PORT = "/nonexistent/ttyUSB9"
 
 
-def test_options_are_json_values_or_text():
-    assert parse_options(["telemetry_interval=30", "name=lab 3", "flag=true", "empty="]) == {
-        "telemetry_interval": 30, "name": "lab 3", "flag": True, "empty": "",
+def test_options_are_json_values_checked_by_the_firmware_rules():
+    assert parse_options(["telemetry_interval=30", 'ntp_servers=["192.168.1.1"]', "watchdog=0"]) == {
+        "telemetry_interval": 30, "ntp_servers": ["192.168.1.1"], "watchdog": 0,
     }  # fmt: skip
     with pytest.raises(InputError, match=r"^--option: 'telemetry_interval' is not NAME=VALUE"):
         parse_options(["telemetry_interval"])
+
+
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        (["token_ttl=5"], r"^--option token_ttl must be a whole number 20-86400$"),
+        (["telemetry_interval=true"], r"^--option telemetry_interval must be a whole number 1-86400$"),
+        (["telemtry_interval=30"], r"^--option telemtry_interval: no such firmware option; use one of: tele"),
+        (["ntp_servers=pool.ntp.org"], r"^--option ntp_servers must be a non-empty list of host names$"),
+        (["backoff_min=10", "backoff_max=5"], r"^--option backoff_max must not be below backoff_min$"),
+        (["watchdog=5"], r"^--option watchdog must be 0 \(off\) or 40-3600 s"),
+    ],
+)
+def test_options_the_board_would_refuse_are_refused_on_the_host(pairs, expected):
+    with pytest.raises(InputError, match=expected):
+        parse_options(pairs)
+
+
+def test_every_firmware_option_is_known_to_the_host():
+    """The names the firmware reads (its table and the two read apart) are the host's list."""
+    config = (Path(__file__).parents[2] / "firmware" / "iotc" / "config.py").read_text()
+    for name in option_names():
+        assert f'"{name}"' in config, name
+    table = config[config.index("OPTIONS = (") : config.index("\n)\n", config.index("OPTIONS = ("))]
+    assert table.count("(\"") == len(option_names()) - 2
 
 
 def test_the_filesystem_image_takes_wifi_settings_with_or_without_an_identity():
@@ -62,6 +89,12 @@ def test_flash_refuses_bad_options_before_the_port(capsys, monkeypatch, tmp_path
     )
     assert error.startswith(f"iotcprov: error: {expected}"), error
     assert "pw-123" not in error
+
+
+def test_provision_refuses_an_option_the_board_would_refuse_before_the_port(capsys, monkeypatch, tmp_path):
+    error = _refused(capsys, monkeypatch, tmp_path, "provision", "--port", NO_PORT, "--id-scope", ID_SCOPE,
+                     "--device-id", "dev-1", "--group-key", GROUP_KEY, "--option", "token_ttl=5")  # fmt: skip
+    assert error.startswith("iotcprov: error: --option token_ttl must be a whole number 20-86400"), error
 
 
 def test_deploy_refuses_a_folder_without_the_firmware_before_the_port(capsys, monkeypatch, tmp_path):

@@ -9,6 +9,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from iotcprov.board.firmware_options import check_options
 from iotcprov.board.layout import ACTIVE, IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX, WIFI, identity_dir
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
@@ -121,6 +122,7 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
     validate_id_scope(request.id_scope)
     validate_device_id(request.device_id)
     _check_endpoint(request)
+    check_options(request.options)
     files: dict[str, bytes] = {}
     credential = request.credential
     if isinstance(credential, SasCredential):

@@ -96,7 +96,8 @@ def _identity_options(parser: argparse.ArgumentParser, required: bool) -> None:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="a firmware option for identity.json (e.g. telemetry_interval=30); repeatable",
+        help="a firmware option for identity.json (e.g. telemetry_interval=30; the list and ranges: "
+        "firmware/README.md), checked by the firmware's own rules; repeatable",
     )
     group.add_argument("--wifi-ssid", metavar="SSID", help="Wi-Fi network name")
     WIFI_PASSWORD.add_to(group)
