@@ -12,10 +12,10 @@ from iotcprov.board.flash import read_firmware
 from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
 from iotcprov.board.trust import resolve_trust
 from iotcprov.cli.board import WIFI_PASSWORD, wifi_settings
-from iotcprov.credentials import pki_files
+from iotcprov.credentials import pki, pki_files
 from iotcprov.errors import InputError
 from iotcprov.factory import events as ev
-from iotcprov.factory.credentials import LEAF_KEY_TYPES, CaSource, CredentialSource, GroupKeySource
+from iotcprov.factory.credentials import CaSource, CredentialSource, GroupKeySource
 from iotcprov.factory.devices import DeviceEntry, generate_range, read_devices
 from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
 from iotcprov.factory.line import PortList, RunSummary, Watch, run_line
@@ -67,7 +67,7 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
         help=f"its private key (passphrase: {CA_PASSPHRASE_ENV} or prompt)",
     )
     identity.add_argument(
-        "--key-type", choices=LEAF_KEY_TYPES, default="ec", help="X.509: device key type (default ec)"
+        "--key-type", choices=pki.KEY_TYPES, default="ec", help="X.509: device key type (default ec, P-256)"
     )
     identity.add_argument("--cert-days", type=int, default=365, metavar="N", help="X.509: leaf lifetime")
     identity.add_argument("--model-id", metavar="DTMI", help="model ID for rows that name none")

@@ -16,8 +16,6 @@ from iotcprov.credentials.pki_files import Issuer
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_key
 
-LEAF_KEY_TYPES = ("ec", "rsa")
-
 
 class GroupKeySource:
     auth = "sas"
@@ -51,8 +49,8 @@ class CaSource:
     auth = "x509"
 
     def __init__(self, issuer: Issuer, *, key_type: str = "ec", days: int = pki.LEAF_DAYS) -> None:
-        if key_type not in LEAF_KEY_TYPES:
-            raise InputError(f"--key-type: {key_type!r}; choose ec or rsa")
+        if key_type not in pki.KEY_TYPES:
+            raise InputError(f"--key-type: {key_type!r}; choose one of {', '.join(pki.KEY_TYPES)}")
         if days < 1:
             raise InputError(f"--days: {days} is not a positive number of days")
         self._issuer = issuer
