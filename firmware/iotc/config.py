@@ -96,6 +96,8 @@ def options(doc=None, record=None):
 
     seconds = _number(doc, "watchdog", 120 if sys.platform == "esp32" else 0, 0, 3600, "options.watchdog")
     low = max(record.connect_timeout, record.response_timeout) + 10
+    if seconds and "watchdog" not in doc:
+        seconds = max(seconds, low)  # the default outlasts long timeouts rather than refusing them
     if 0 < seconds < low:
         _fail(
             "options.watchdog",

@@ -138,3 +138,6 @@ def test_watchdog_default_follows_the_platform(monkeypatch):
     # the default outlasts the longest unfed wait with the default timeouts, by a wide margin
     assert options.watchdog >= max(options.connect_timeout, options.response_timeout) + 60
     assert config.options({"watchdog": 0}).watchdog == 0
+    # long timeouts lift the default above them instead of making the options invalid on an ESP32
+    assert config.options({"response_timeout": 300}).watchdog == 310
+    assert config.options({"response_timeout": 30}).watchdog == 120
