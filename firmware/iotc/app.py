@@ -113,6 +113,8 @@ class Device:
             settings = None  # this reference too, or the module and its imports stay in RAM
             self.shed("settings", "config", "files", "sas")
         if ready:
+            self.attempt = self.hub_failures = 0  # a new start, as after a reset
+            self.fresh_assignment = False
             self.go(("wifi", 0, None, False))
         return ready
 
@@ -142,8 +144,10 @@ class Device:
         now = time.ticks_ms()
         self.uptime_ms += time.ticks_diff(now, self._now)  # ticks wrap; their differences do not
         self._now = now
-        wait = min(time.ticks_diff(self._wake, now), 1000)
         stage = self.stage
+        if stage is None:  # not started, or stopped: nothing to serve until start()
+            return
+        wait = min(time.ticks_diff(self._wake, now), 1000)
         if stage != "online" and self.telemetry is not False and self.next_telemetry is not None:
             if time.ticks_diff(now, self.next_telemetry) >= 0:  # offline: into the buffer
                 self.produce()

@@ -5,6 +5,7 @@
 
 import gc
 import json
+import os
 
 from iotc import VERSION, ConfigError, emit, unload, watchdog
 from iotc.files import read
@@ -115,9 +116,11 @@ def load(root):
     s.wifi = None
     path = root + "/wifi.json"
     try:
-        doc = read(path)
-    except ConfigError:  # no wifi.json: wait for a link someone else starts
+        os.stat(path)
+    except OSError:  # no wifi.json: wait for a link someone else starts
         doc = None
+    else:
+        doc = read(path)  # there but unreadable: a config error, not "no Wi-Fi settings"
     if doc is not None:
         try:
             s.wifi = config.wifi(json.loads(doc))

@@ -188,8 +188,10 @@ def test_disabled_enrollment_stops_fast_and_says_why(tmp_path, emu):
         (lambda data: (data / "id-00000001" / "identity.json").write_text("{not json"), "identity.json"),
         (lambda data: (data / "id-00000001" / "device.key").write_text("short"), "device.key"),
         (lambda data: (data / "id-00000001" / "root-0.der").write_bytes(b"-----BEGIN"), "root-0.der"),
+        # there but unreadable (a folder in its place): not the same as "no Wi-Fi settings"
+        (lambda data: [(data / "wifi.json").unlink(), (data / "wifi.json").mkdir()], "wifi.json"),
     ],
-    ids=["missing-active", "corrupt-identity", "bad-key", "pem-root"],
+    ids=["missing-active", "corrupt-identity", "bad-key", "pem-root", "unreadable-wifi"],
 )
 def test_broken_identity_prints_one_line_and_leaves_the_repl(tmp_path, emu, damage, named):
     identity = sas_group_identity(emu, "broken-" + named.replace("/", "").replace(".", ""), "broken-dev")
@@ -212,6 +214,33 @@ def test_no_identity_at_all_is_a_config_error(tmp_path):
     with VirtualBoard(directory=board_dir) as board:
         board.wait_for_output(r"iotc: config error file=/iotc-data/active reason=missing")
         assert "repl 42" in board.run_mpremote("exec", "print('repl', 6 * 7)").stdout
+
+
+RESTART = """\
+from iotc.app import Device
+d = Device(telemetry=False)
+print("started", d.start())
+d.attempt, d.hub_failures, d.fresh_assignment = 4, 3, True  # as after failures in a first run
+d.stop()
+d.step()
+print("stepped after stop", d.stage, d.link)
+d.start()
+print("restarted", d.attempt, d.hub_failures, d.fresh_assignment, d.stage)
+d.stop()
+"""
+
+
+def test_a_stopped_device_stays_stopped_and_starts_again_afresh(tmp_path, emu):
+    """stop() then step() serves nothing (no reconnection behind the caller's back); start()
+    again begins with the policy's counts at zero, as after a reset."""
+    identity = sas_group_identity(emu, "restart-group", "restart-dev")
+    board_dir = provisioned_board_dir(tmp_path, emu, identity, main="print('no device here')\n")
+    with VirtualBoard(directory=board_dir) as board:
+        board.wait_for_output(r"no device here")
+        result = board.run_mpremote("exec", RESTART)
+    assert "started True" in result.stdout, result.stdout + result.stderr
+    assert "stepped after stop None None" in result.stdout
+    assert "restarted 0 0 False wifi" in result.stdout and "Traceback" not in result.stdout
 
 
 # The issue's 64 KB: the heap the application gets, as on an ESP32 with network, umqtt.simple,
