@@ -71,7 +71,7 @@ def test_endpoint_and_options_reach_identity_json():
     assert settings["options"] == {"telemetry_interval": 2}
     assert parse_dps_host("global.azure-devices-provisioning.net") == (
         "global.azure-devices-provisioning.net",
-        None,
+        8883,
     )
 
 

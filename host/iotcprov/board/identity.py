@@ -183,11 +183,11 @@ def identity_folder_name(files: dict[str, bytes]) -> str:
     return IDENTITY_PREFIX + digest.hexdigest()[:8]
 
 
-def parse_dps_host(text: str) -> tuple[str, int | None]:
-    """`HOST` or `HOST:PORT` (the emulator runs on a local port) -> (host, port or None)."""
+def parse_dps_host(text: str) -> tuple[str, int]:
+    """`HOST` or `HOST:PORT` (the emulator runs on a local port) -> (host, port; 8883 by default)."""
     host, sep, port = text.rpartition(":")
     if not sep:
-        return text, None
+        return text, MQTT_TLS_PORT
     if not port.isdigit():
         raise InputError(f"--dps-host: {text!r}: the port after ':' must be a number, e.g. localhost:8883")
     return host, int(port)

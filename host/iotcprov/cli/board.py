@@ -219,7 +219,7 @@ def _bundle(args: argparse.Namespace) -> IdentityBundle:
         credential=_credential(args),
         trust=resolve_trust(args.trust),
         dps_host=dps_host,
-        dps_port=dps_port or MQTT_TLS_PORT,
+        dps_port=dps_port,
         hub_port=args.hub_port,
         model_id=args.model_id,
         options=parse_options(args.option),

@@ -204,7 +204,7 @@ def build_job(args: argparse.Namespace) -> FactoryJob:
         credentials=_credentials(args),
         trust=resolve_trust(args.trust),
         dps_host=dps_host,
-        dps_port=dps_port or MQTT_TLS_PORT,
+        dps_port=dps_port,
         hub_port=args.hub_port,
         model_id=args.model_id,
         options=parse_options(args.option),
