@@ -9,12 +9,12 @@ Goal: identity + firmware in under 5 s per board at 115200 baud.
 
 import argparse
 import base64
-import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test rigs: tests.board
 
 from iotcprov import resources
 from iotcprov.board import deploy, provision
@@ -65,50 +65,19 @@ def flash_run() -> None:
     except ImportError:
         print("flash --fs: skipped (pip install esp32-mock-bootloader)")
         return
-    from esptool.bin_image import ESP32FirmwareImage, ImageSegment
     from iotcprov.board.flash import flash
+
+    from tests.board.conftest import RomLoader, make_esp_image
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        image = ESP32FirmwareImage()
-        image.entrypoint = 0x40080000
-        segment = ImageSegment(0x3FFB0000, os.urandom(1400 * 1024))  # the size of a MicroPython build
-        segment.name = ".flash.rodata"
-        image.segments = [segment]
-        image.save(str(work / "fw.bin"))
-        port_file = work / "port"
-        mock = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "esp32_mock_bootloader.cli",
-                "run",
-                "--port",
-                "0",
-                "--port-file",
-                str(port_file),
-                "--chip",
-                "esp32",
-                "--timeout",
-                "300",
-            ],
-            env={**os.environ, "TMPDIR": folder},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        image = make_esp_image(work / "fw.bin", payload_size=1400 * 1024)  # the size of a MicroPython build
+        loader = RomLoader(work / "rom")
         try:
-            while not (port_file.exists() and port_file.read_text().strip()):
-                time.sleep(0.05)
             files = deploy.build_deployment(None, main=(resources.firmware_dir() / "main.py").exists())[0]
-            result = flash(
-                f"socket://127.0.0.1:{port_file.read_text().strip()}",
-                (work / "fw.bin").read_bytes(),
-                "esp32",
-                fs_files=files,
-            )
+            result = flash(loader.url, image, "esp32", fs_files=files)
         finally:
-            mock.terminate()
-            mock.wait()
+            loader.stop()
     sizes = " + ".join(f"{length // 1024} KB at {offset:#x}" for offset, length in result.regions)
     print(f"flash --fs (one esptool session): {result.seconds:6.2f} s  ({sizes}; emulated loader, socket://)")
 
