@@ -344,10 +344,13 @@ def is_ca(cert: x509.Certificate) -> bool:
 
 def is_self_signed(cert: x509.Certificate) -> bool:
     """Subject equals issuer and the certificate's own key verifies its signature."""
-    if cert.subject != cert.issuer:
-        return False
+    return cert.subject == cert.issuer and issued_by(cert, cert)
+
+
+def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """True when `issuer` signed `cert` (names match and the signature verifies)."""
     try:
-        cert.verify_directly_issued_by(cert)
+        cert.verify_directly_issued_by(issuer)
     except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
@@ -513,14 +516,6 @@ def _check_time(cert: x509.Certificate, at: _dt.datetime) -> None:
         raise ChainError(f"certificate {_cn(cert)!r} expired on {cert.not_valid_after_utc}")
 
 
-def _issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
 def _check_can_issue(issuer: x509.Certificate, cas_below: int) -> None:
     """`issuer` signs a certificate with `cas_below` CA certificates under it (leaf not counted)."""
     constraints = _basic_constraints(issuer)
@@ -562,11 +557,11 @@ def verify_chain(
     while True:
         _check_time(current, when)
         cas_below = len(path) - 1
-        if _issued_by(current, root):
+        if issued_by(current, root):
             _check_can_issue(root, cas_below)
             _check_time(root, when)
             return [*path, root]
-        issuer = next((cert for cert in pool if _issued_by(current, cert)), None)
+        issuer = next((cert for cert in pool if issued_by(current, cert)), None)
         if issuer is None:
             raise ChainError(
                 f"certificate {_cn(current)!r} (issuer {issuer_common_name(current)!r}) "

@@ -6,7 +6,6 @@ A refusal carries a reason fit for the event log: it names what is wrong, never 
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -25,8 +24,8 @@ from iotcprov.credentials.sas import (
 from iotcprov.emulator import certs
 from iotcprov.emulator.mqtt_codec import REFUSED_BAD_USERNAME_PASSWORD, REFUSED_NOT_AUTHORIZED
 from iotcprov.emulator.store import Store
-
-_REGISTRATION_ID = re.compile(r"[A-Za-z0-9\-._:]{0,127}[A-Za-z0-9\-]")
+from iotcprov.errors import InputError
+from iotcprov.validation import validate_registration_id
 
 
 class Refusal(Exception):
@@ -100,10 +99,6 @@ def parse_hub_username(username: str | None) -> tuple[str, str, dict[str, str]]:
     return hub, device_id, params
 
 
-def valid_registration_id(value: str) -> bool:
-    return bool(_REGISTRATION_ID.fullmatch(value))
-
-
 # ---------------------------------------------------------------- SAS
 
 
@@ -150,7 +145,7 @@ def _policy_of(token: str) -> str | None:
 
 def _check_leaf(peer: PeerCertificate, registration_id: str, now: float) -> None:
     cn = pki.common_name(peer.leaf)
-    if cn is None or cn.lower() != registration_id.lower():
+    if cn.lower() != registration_id.lower():
         raise Refusal("certificate subject CN does not match the registration ID", device=registration_id)
     problem = certs.validity_problem(peer.leaf, now)
     if problem:
@@ -163,7 +158,7 @@ def _x509_group_for(store: Store, peer: PeerCertificate) -> dict | None:
     best: tuple[int, dict] | None = None
     for group in store.groups("x509"):
         ca = pki.load_certificate(group["ca_pem"].encode())
-        if certs.issued_by(peer.leaf, ca):
+        if pki.issued_by(peer.leaf, ca):
             distance = 1
         elif group["ca_thumbprint"] in anchors:
             distance = anchors[group["ca_thumbprint"]]
@@ -218,8 +213,12 @@ def authenticate_dps(
             REFUSED_BAD_USERNAME_PASSWORD,
             registration_id,
         )
-    if not valid_registration_id(registration_id):
-        raise Refusal("registration ID has characters DPS does not allow", REFUSED_BAD_USERNAME_PASSWORD)
+    try:
+        validate_registration_id(registration_id)
+    except InputError:
+        raise Refusal(
+            "registration ID has characters DPS does not allow", REFUSED_BAD_USERNAME_PASSWORD
+        ) from None
     if password:
         token = _token_text(password, registration_id)
         policy = _policy_of(token)

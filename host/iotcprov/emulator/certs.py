@@ -11,7 +11,6 @@ import datetime as dt
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from iotcprov.credentials import pki
 from iotcprov.outputs import OutputFile, write_outputs
@@ -23,9 +22,16 @@ SERVER_KEY_FILE = "server.key"
 CA_COMMON_NAME = "iotcprov emulator root CA"
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """A key file: created 0600 (binary on Windows too), by temp + rename."""
-    write_outputs([OutputFile(path, data, secret=True)], force=True, field="--data")
+def _write_pair(cert_path: Path, cert: x509.Certificate, key_path: Path, key: pki.PrivateKey) -> None:
+    """A certificate and its key (created 0600, binary on Windows too), each by temp + rename."""
+    write_outputs(
+        [
+            OutputFile(key_path, pki.key_to_pem(key), secret=True),
+            OutputFile(cert_path, pki.cert_to_pem(cert)),
+        ],
+        force=True,
+        field="--data",
+    )
 
 
 def ensure_server_ca(data_dir: Path) -> tuple[x509.Certificate, pki.PrivateKey]:
@@ -35,8 +41,7 @@ def ensure_server_ca(data_dir: Path) -> tuple[x509.Certificate, pki.PrivateKey]:
         return pki.load_certificate(cert_path.read_bytes()), pki.load_private_key(key_path.read_bytes())
     key = pki.generate_key("ec")
     cert = pki.make_root_ca(CA_COMMON_NAME, key)
-    _write_private(key_path, pki.key_to_pem(key))
-    cert_path.write_bytes(pki.cert_to_pem(cert))
+    _write_pair(cert_path, cert, key_path, key)
     return cert, key
 
 
@@ -52,18 +57,8 @@ def write_server_cert(data_dir: Path, dns_names: list[str], ip_addresses: list[s
         ip_addresses=list(dict.fromkeys(ip_addresses)),
     )
     cert_path, key_path = data_dir / SERVER_CERT_FILE, data_dir / SERVER_KEY_FILE
-    _write_private(key_path, pki.key_to_pem(key))
-    cert_path.write_bytes(pki.cert_to_pem(cert))
+    _write_pair(cert_path, cert, key_path, key)
     return cert_path, key_path
-
-
-def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when `issuer` signed `cert` (names match and the signature verifies)."""
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
 
 
 def validity_problem(cert: x509.Certificate, now: float) -> str | None:

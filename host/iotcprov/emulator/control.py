@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from iotcprov.credentials import pki
-from iotcprov.emulator import certs
+from iotcprov.credentials import keys, pki
 from iotcprov.emulator.faults import PARAMETERS, FaultError
 from iotcprov.emulator.hub import DeviceOffline, HubRegistry, merge_patch
 from iotcprov.emulator.session import Context
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
     from cryptography import x509
 
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]{0,127}")
-KEY_BYTES = 64  # what IoT Central generates
 
 
 class ControlError(Exception):
@@ -42,13 +40,9 @@ def _bad(message: str) -> ControlError:
     return ControlError(400, message)
 
 
-def _new_key() -> str:
-    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
-
-
 def _checked_key(value: str | None, field: str) -> str:
     if value is None:
-        return _new_key()
+        return keys.generate_key()  # 64 bytes, as IoT Central's
     try:
         validate_key(value, field)
     except InputError as error:
@@ -151,7 +145,7 @@ class Control:
         proof = _certificate(cert, "cert")
         if pki.common_name(proof) != group["verification_code"]:
             raise _bad("cert: subject CN is not the group's verification code")
-        if not certs.issued_by(proof, pki.load_certificate(group["ca_pem"].encode())):
+        if not pki.issued_by(proof, pki.load_certificate(group["ca_pem"].encode())):
             raise _bad("cert: not signed by the group's CA key (proof of possession failed)")
         self.store.update_group(name, verified=1)
         self.context.event("admin", "group verified", None, f"x509 group {name}", self.now())

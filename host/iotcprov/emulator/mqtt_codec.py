@@ -338,9 +338,7 @@ def check_first_byte(first: int) -> None:
 def _decode(packet_type: int, flags: int, body: bytes) -> Packet:
     r = _Reader(body)
     if packet_type == PUBLISH:
-        qos = (flags >> 1) & 0x03
-        if qos == 3:
-            raise MqttProtocolError("PUBLISH with QoS 3")
+        qos = (flags >> 1) & 0x03  # 3 was refused by check_first_byte
         if qos == 0 and flags & 0x08:
             raise MqttProtocolError("DUP set on a QoS 0 PUBLISH")
         topic = r.string()
@@ -348,10 +346,7 @@ def _decode(packet_type: int, flags: int, body: bytes) -> Packet:
             raise MqttProtocolError("PUBLISH topic empty or with a wildcard")
         packet_id = r.packet_id() if qos else None
         return Publish(topic, r.rest(), qos, packet_id, bool(flags & 0x01), bool(flags & 0x08))
-    expected_flags = 2 if packet_type in (PUBREL, SUBSCRIBE, UNSUBSCRIBE) else 0
-    if flags != expected_flags:
-        raise MqttProtocolError(f"packet type {packet_type} with flags {flags:#x}")
-    if packet_type == CONNECT:
+    if packet_type == CONNECT:  # the other types' flags were checked by check_first_byte
         return _decode_connect(r)
     if packet_type == CONNACK:
         ack_flags, code = r.byte(), r.byte()

@@ -46,7 +46,6 @@ def serve(
         Endpoint.parse(dps, "--dps"),
         Endpoint.parse(hub, "--hub"),
         Endpoint.parse(admin, "--admin"),
-        hub_name,
         extra_names,
         config,
     )

@@ -28,6 +28,7 @@ from iotcprov.emulator import certs
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.admin_http import AdminServer
 from iotcprov.emulator.auth import PeerCertificate
+from iotcprov.emulator.client import ENDPOINTS_FILE
 from iotcprov.emulator.control import Control
 from iotcprov.emulator.dps import DpsSession, DpsState
 from iotcprov.emulator.hub import HubRegistry, HubSession
@@ -37,7 +38,6 @@ from iotcprov.errors import InputError, OperationError
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL: dates are checked by auth, with a reason logged
 TLS_HANDSHAKE_TIMEOUT = 15.0
-ENDPOINTS_FILE = "emulator.json"
 
 
 @dataclass
@@ -76,7 +76,6 @@ class EmulatorServer:
         dps: Endpoint,
         hub: Endpoint,
         admin: Endpoint,
-        hub_name: str = "localhost",
         extra_names: list[str] | None = None,
         config: Config | None = None,
     ) -> None:
@@ -85,7 +84,6 @@ class EmulatorServer:
         self.extra_names = extra_names or []
         self.store = Store(data_dir)
         self.context = Context(self.store, config or Config())
-        self.context.config.hub_name = hub_name
         self.dps_state = DpsState()
         self.registry = HubRegistry()
         self.ssl_context: ssl.SSLContext | None = None
