@@ -59,7 +59,7 @@ class Device:
     sent = 0  # telemetry messages sent this run
     dropped = 0  # telemetry messages dropped from a full buffer since boot
     dropped_reported = 0
-    uptime_ms = 0
+    uptime_ms = online_since = 0  # online_since: uptime at the last hub connection
     next_telemetry = None  # the schedule starts with the first connection of a boot
     renewing = False
     renew_at = ping_sent = None
@@ -79,7 +79,7 @@ class Device:
         self.telemetry = telemetry
         self.model_id = model_id
         self.info = info
-        self._now = self._wake = self.online_since = time.ticks_ms()
+        self._now = self._wake = time.ticks_ms()
         # Hooks for device features (properties, commands, C2D): topics subscribed after each
         # connect, and handlers by incoming.Incoming kind called as handler(device, incoming,
         # payload).
@@ -147,16 +147,15 @@ class Device:
         stage = self.stage
         if stage is None:  # not started, or stopped: nothing to serve until start()
             return
+        if stage == "online":  # the session waits for itself (and its start may be days old)
+            return self._stage("session").step(self)
         wait = min(time.ticks_diff(self._wake, now), 1000)
-        if stage != "online" and self.telemetry is not False and self.next_telemetry is not None:
+        if self.telemetry is not False and self.next_telemetry is not None:
             if time.ticks_diff(now, self.next_telemetry) >= 0:  # offline: into the buffer
                 self.produce()
             wait = min(wait, time.ticks_diff(self.next_telemetry, now))
         if wait > 0:
-            if self.link is not None and stage == "online":
-                self._stage("session").wait(self, wait)
-            else:
-                self.pause(wait)
+            self.pause(wait)
         elif stage == "stopped":
             self.go(self.decide("resume"))
         else:
@@ -272,12 +271,10 @@ class Device:
         stage, delay_ms, reason, reprovision = decision
         s = self.settings
         if reprovision:  # forget the cached assignment
-            import os
+            from iotc import files
 
-            try:
-                os.remove(s.root + "/assignment.json")
-            except OSError:
-                pass
+            files.forget_assignment(s)
+            files = None  # shed with the rest before the next handshake
             s.hub = s.assigned_id = None
             s.cache_state = "no-cache"
             if reason != "resume":

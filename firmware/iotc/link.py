@@ -11,6 +11,15 @@ from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException
 
 from iotc import feed
 
+TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
+
+
+def describe(error):
+    """A short, secret-free description of a transport error for reason=."""
+    if isinstance(error, OSError) and error.args:
+        return "OSError %s" % error.args[0]
+    return type(error).__name__
+
 
 class Link(MQTTClient):
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.

@@ -2,7 +2,8 @@
 # decisions of the connection state machine (protocol spec section 5, modelled on azure-sdk-for-c's
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
-# Pure: the caller supplies randomness, does the waiting and all I/O.
+# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16): the
+# caller does the waiting and all I/O.
 #
 # Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
 # retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).

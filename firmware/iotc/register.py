@@ -7,7 +7,7 @@ import gc
 import time
 
 from iotc import dps, emit, unload
-from iotc.link import Link, MQTTException
+from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
 
 
 def step(device):
@@ -52,9 +52,9 @@ def run(s, password, ctx):
         code = e.args[0] if e.args else 0
         emit("dps failed", "connack", code, reason="connection refused")
         return "refused", code
-    except (OSError, IndexError, ValueError, AssertionError) as e:  # umqtt's transport failures
+    except TRANSPORT_ERRORS as e:
         link.close(False)
-        reason = "OSError %s" % e.args[0] if isinstance(e, OSError) and e.args else type(e).__name__
+        reason = describe(e)
         emit("dps failed", reason=reason)
         return "failed", reason
     link.close()

@@ -9,16 +9,7 @@ import json
 import time
 
 from iotc import emit, hub, unload
-from iotc.link import Link, MQTTException
-
-TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
-
-
-def describe(error):
-    """A short, secret-free description of a transport error for reason=."""
-    if isinstance(error, OSError) and error.args:
-        return "OSError %s" % error.args[0]
-    return type(error).__name__
+from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
 
 
 def step(device):
@@ -62,23 +53,21 @@ def connect(device):
         device.link = link
         for topic in topics + device.subscriptions:
             link.subscribe(topic, 1)
-    except MQTTException as e:
+    except MQTTException as e:  # a failed connect closed the link itself; a failed subscribe: close()
         device.close(False)
-        link.close(False)
         code = e.args[0] if e.args else 0
         emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
         device.go(device.decide("hub_refused", code))
         return
     except TRANSPORT_ERRORS as e:
         device.close(False)
-        link.close(False)
         emit("hub failed", "host", s.hub, reason=describe(e))
         device.go(device.decide("hub_failed", describe(e)))
         return
     now = time.ticks_ms()
     device.hub_failures = 0  # policy.hub_connected, without loading policy for it
     device.fresh_assignment = False
-    device.online_since = now
+    device.online_since = device.uptime_ms  # uptime, unlike ticks, does not wrap after 6 days
     device.ping_sent = None
     expiry = secret[1]
     device.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
@@ -216,9 +205,7 @@ def flush_reported(device):
     device.reported = {}
     device.rid += 1
     if not publish(device, hub.twin_patch_topic(device.rid), json.dumps(patch), 1):
-        for name in device.reported:  # anything newer replaces what did not go out
-            patch[name] = device.reported[name]
-        device.reported = patch
+        device.reported = patch  # nothing reports during a publish: the hub's messages wait in the inbox
         return False
     for name, component, av, ac in device.acks:
         emit("property acked", "name", name, "component", component, "av", av, "ac", ac)
@@ -250,5 +237,5 @@ def lost(device, reason):
     device.inbox = [item for item in device.inbox if item[0].kind == "c2d"]
     device.twin_rid = None
     emit("hub disconnected", "host", device.settings.hub, reason=reason)
-    lasted = time.ticks_diff(time.ticks_ms(), device.online_since)
+    lasted = device.uptime_ms - device.online_since
     device.go(device.decide("hub_lost", lasted, reason))
