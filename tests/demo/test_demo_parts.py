@@ -6,8 +6,9 @@ import platform
 import select
 
 import pytest
+from iotcprov.board.monitor import parse_status
 from iotcprov.demo import DemoFailed, DemoOptions, DemoUnavailable, check_platform, run_demo, steps
-from iotcprov.demo.console import ConsoleFollower, parse_status
+from iotcprov.demo.console import ConsoleFollower
 from iotcprov.demo.timeline import Timeline
 from iotcprov.errors import OperationError
 

@@ -127,12 +127,15 @@ def deploy_session(
         prepared = build_deployment(mpy_version, main=main, firmware=firmware, compile=compile)
     files, label, version = prepared
     on_board = session.hash_files(sorted(files))
-    written, skipped = [], []
+    written, skipped, folders = [], [], set()
     for path in sorted(files):
         if on_board[path] == hashlib.sha256(files[path]).hexdigest():
             skipped.append(path)
             continue
-        session.makedirs(path.rsplit("/", 1)[0])
+        folder = path.rsplit("/", 1)[0]
+        if folder not in folders:  # one round-trip per folder, not per file
+            session.makedirs(folder)
+            folders.add(folder)
         session.write_file(path, files[path])
         written.append(path)
     removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))

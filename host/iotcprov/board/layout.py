@@ -10,8 +10,6 @@ IDENTITY_PREFIX = "id-"
 FIRMWARE_DIR = "/lib/iotc"
 MAIN = "/main.py"
 IDENTITY_FORMAT = 1
-# Files inside an identity folder that hold a secret: never read back, never printed.
-SECRET_FILES = frozenset({"device.key", "key.der", "key.pem"})
 
 
 def identity_dir(folder: str) -> str:

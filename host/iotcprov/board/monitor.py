@@ -6,7 +6,7 @@ Ends when a line matches `until`, when `timeout` seconds have passed, or when th
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import serial
 
@@ -32,6 +32,32 @@ def status_event(line: str) -> str | None:
             break
         words.append(word)
     return " ".join(words)
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    event: str  # e.g. "dps assigned"
+    fields: dict[str, str] = field(default_factory=dict)  # key=value pairs; free text under "reason"
+    line: str = ""
+    seconds: float = 0.0  # when it was seen, on the caller's clock (the demo's timeline)
+
+
+def parse_status(line: str) -> StatusLine | None:
+    """'iotc: dps assigned hub=h device=d' -> StatusLine('dps assigned', {'hub': 'h', 'device': 'd'})."""
+    event = status_event(line)
+    if event is None:
+        return None
+    rest = line[len(STATUS_PREFIX) + len(event) :].strip()
+    fields: dict[str, str] = {}
+    while rest:
+        if rest.startswith("reason="):
+            fields["reason"] = rest[len("reason=") :]
+            break
+        word, _, rest = rest.partition(" ")
+        key, _, value = word.partition("=")
+        fields[key] = value
+        rest = rest.strip()
+    return StatusLine(event, fields, line)
 
 
 def compile_pattern(until: str | None) -> re.Pattern | None:

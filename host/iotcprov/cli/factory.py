@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from iotcprov.board.deploy import check_firmware_folder
 from iotcprov.board.flash import read_firmware
 from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
 from iotcprov.board.trust import resolve_trust
@@ -198,7 +197,6 @@ def _flash(args: argparse.Namespace) -> FlashStep | None:
 
 def build_job(args: argparse.Namespace) -> FactoryJob:
     dps_host, dps_port = parse_dps_host(args.dps_host)
-    check_firmware_folder(args.source)
     return FactoryJob(
         id_scope=args.id_scope,
         credentials=_credentials(args),

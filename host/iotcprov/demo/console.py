@@ -2,12 +2,12 @@
 arrives, and the steps wait for the firmware's `iotc: <event> ...` status lines (firmware/README.md)
 instead of sleeping."""
 
+import dataclasses
 import re
 import threading
 import time
-from dataclasses import dataclass, field
 
-from iotcprov.board.monitor import STATUS_PREFIX, status_event
+from iotcprov.board.monitor import StatusLine, parse_status
 from iotcprov.demo.timeline import BOARD, Timeline
 from iotcprov.errors import OperationError
 
@@ -16,32 +16,6 @@ _LINE = re.compile(r"([^\n]*)\n")
 FAILURE_EVENTS = frozenset(
     {"config error", "wifi failed", "clock failed", "dps failed", "hub failed", "stopped", "error"}
 )
-
-
-@dataclass(frozen=True)
-class StatusLine:
-    event: str  # e.g. "dps assigned"
-    fields: dict[str, str] = field(default_factory=dict)  # key=value pairs; free text under "reason"
-    line: str = ""
-    seconds: float = 0.0  # on the demo's timeline
-
-
-def parse_status(line: str) -> StatusLine | None:
-    """'iotc: dps assigned hub=h device=d' -> StatusLine('dps assigned', {'hub': 'h', 'device': 'd'})."""
-    event = status_event(line)
-    if event is None:
-        return None
-    rest = line[len(STATUS_PREFIX) + len(event) :].strip()
-    fields: dict[str, str] = {}
-    while rest:
-        if rest.startswith("reason="):
-            fields["reason"] = rest[len("reason=") :]
-            break
-        word, _, rest = rest.partition(" ")
-        key, _, value = word.partition("=")
-        fields[key] = value
-        rest = rest.strip()
-    return StatusLine(event, fields, line)
 
 
 class ConsoleFollower:
@@ -94,7 +68,7 @@ class ConsoleFollower:
             if status is not None:
                 with self._changed:
                     self._statuses.append(
-                        StatusLine(status.event, status.fields, status.line, event.seconds)
+                        dataclasses.replace(status, seconds=event.seconds)
                     )
                     self._changed.notify_all()
 

@@ -4,6 +4,7 @@ import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from iotcprov.board.deploy import check_firmware_folder
 from iotcprov.board.identity import (
     GLOBAL_DPS_HOST,
     MQTT_TLS_PORT,
@@ -89,6 +90,8 @@ class FactoryJob:
             raise InputError("--label-include-key: give --labels DIR too")
         if self.labels is not None and self.labels.exists() and not self.labels.is_dir():
             raise InputError(f"--labels: {self.labels} is a file; give a folder for the label PNGs")
+        if self.deploy:
+            check_firmware_folder(self.firmware_dir)
         # The endpoint, trust and options exactly as build_identity will see them (a placeholder key).
         placeholder = SasCredential(base64.b64encode(bytes(32)).decode())
         build_identity(self.identity_request("factory-check", placeholder, None))

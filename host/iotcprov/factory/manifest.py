@@ -199,11 +199,6 @@ class Manifest:
                         f"{found[0]!r}, not {value!r}; use the same setting or another --manifest"
                     )
 
-    def setting(self, name: str) -> str | None:
-        with self._lock:
-            found = self._db.execute("SELECT value FROM meta WHERE key = ?", (name,)).fetchone()
-        return found[0] if found else None
-
     # --- device IDs ----------------------------------------------------------------------------------
 
     def add_devices(self, entries: Sequence[DeviceEntry]) -> int:
@@ -252,13 +247,6 @@ class Manifest:
         with self._lock:
             rows = self._db.execute(query + " ORDER BY position", args).fetchall()
         return [DeviceRecord(*row) for row in rows]
-
-    def record(self, device_id: str) -> DeviceRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM devices WHERE device_id = ?", (device_id,)
-            ).fetchone()
-        return DeviceRecord(*row) if row else None
 
     def for_board(self, board_id: str) -> DeviceRecord | None:
         with self._lock:

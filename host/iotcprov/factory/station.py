@@ -24,7 +24,7 @@ from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.labels import write_label
 from iotcprov.factory.manifest import DONE, DeviceRecord, Manifest
 
-ONLINE_END = re.compile(r"^iotc: (dps assigned|config error|stopped)\b")
+ONLINE_END = re.compile(rf"^{re.escape(monitor_ops.STATUS_PREFIX)}(dps assigned|config error|stopped)\b")
 PROGRESS_EVERY_S = 0.25
 RETRY_OPEN_EVERY_S = 0.5
 
@@ -143,7 +143,7 @@ class BoardWork:
                 ev.SKIPPED, port, board=state.board_id, device=own.device_id,
                 reason="already provisioned (give --reprovision to write its ID again)",
             )  # fmt: skip
-            return BoardOutcome("skipped", state.board_id, own.device_id)
+            return BoardOutcome(ev.SKIPPED, state.board_id, own.device_id)
         current = read_active_identity(session)
         if own is None and current is not None and current.settings is not None and not job.replace:
             raise StageFailed(
@@ -153,7 +153,7 @@ class BoardWork:
             )
         if own is None and self.manifest.pending_left() == 0:
             self.emit(ev.NO_IDS, port, board=state.board_id)
-            return BoardOutcome("no ids", state.board_id)
+            return BoardOutcome(ev.NO_IDS, state.board_id)
 
         if job.deploy:
             self._stage(state, ev.DEPLOY)
@@ -167,7 +167,7 @@ class BoardWork:
         record = self.manifest.claim(state.board_id, port, self.run_id, again=job.reprovision)
         if record is None:
             self.emit(ev.NO_IDS, port, board=state.board_id)
-            return BoardOutcome("no ids", state.board_id)
+            return BoardOutcome(ev.NO_IDS, state.board_id)
         state.claim(record)
         self.emit(
             ev.CLAIMED, port, board=state.board_id, device=record.device_id, attempt=record.attempts,
@@ -265,9 +265,10 @@ class BoardWork:
             raise StageFailed(
                 ev.ONLINE, f"no 'iotc: dps assigned' within {self.job.online_timeout:g} s{seen}"
             )
-        if monitor_ops.status_event(result.matched) != "dps assigned":
+        status = monitor_ops.parse_status(result.matched)
+        if status is None or status.event != "dps assigned":
             raise StageFailed(ev.ONLINE, f"the board said: {result.matched}")
-        device = _status_value(result.matched, "device")
+        device = status.fields.get("device")
         if device is not None and device != state.device_id:
             raise StageFailed(ev.ONLINE, f"the board registered as {device!r}, not {state.device_id!r}")
 
@@ -322,9 +323,3 @@ def _deployed_version(session: BoardSession) -> str | None:
     return (read_deployed(session) or {}).get("version")
 
 
-def _status_value(line: str, key: str) -> str | None:
-    for word in line.split():
-        name, sep, value = word.partition("=")
-        if sep and name == key:
-            return value
-    return None

@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from iotcprov.board.monitor import STATUS_PREFIX
 from iotcprov.factory import events as ev
 from rich.console import Console, Group
 from rich.live import Live
@@ -142,7 +143,7 @@ class LiveView:
         elif name == ev.PROGRESS:
             station.sent = event.get("sent", 0)
         elif name == ev.STATUS:
-            station.note = str(event.get("line", ""))[len("iotc: ") :]
+            station.note = str(event.get("line", "")).removeprefix(STATUS_PREFIX)
         elif name in (ev.DONE, ev.FAILED, ev.SKIPPED, ev.NO_IDS):
             station.result = name
             station.stage = name

@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,12 +76,6 @@ class VirtualBoard:
         self._port = ""
 
     # --- life cycle ------------------------------------------------------------------------------
-
-    @classmethod
-    @contextlib.contextmanager
-    def running(cls, *args, **kwargs) -> Iterator["VirtualBoard"]:
-        with cls(*args, **kwargs) as board:
-            yield board
 
     def __enter__(self) -> "VirtualBoard":
         return self.start()

@@ -12,11 +12,9 @@ TAIL_CHARS = 2000
 
 
 class ConsoleLog:
-    def __init__(self, sink: Path | None = None, keep: bool = True) -> None:
+    def __init__(self, sink: Path | None = None) -> None:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._text = ""
-        self._keep = keep  # False: keep only a tail (long-running CLI boards write to `sink`)
-        self._dropped = 0
         self._changed = threading.Condition()
         self._sink = open(sink, "ab") if sink else None  # noqa: SIM115 - closed in close()
 
@@ -29,10 +27,6 @@ class ConsoleLog:
             return
         with self._changed:
             self._text += text
-            if not self._keep and len(self._text) > 4 * TAIL_CHARS:
-                cut = len(self._text) - TAIL_CHARS
-                self._text = self._text[cut:]
-                self._dropped += cut
             self._changed.notify_all()
 
     def close(self) -> None:
@@ -46,7 +40,7 @@ class ConsoleLog:
 
     def mark(self) -> int:
         with self._changed:
-            return self._dropped + len(self._text)
+            return len(self._text)
 
     def tail(self, chars: int = TAIL_CHARS) -> str:
         with self._changed:
@@ -64,7 +58,7 @@ class ConsoleLog:
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                start = max(0, (since or 0) - self._dropped)
+                start = since or 0
                 match = regex.search(self._text, start)
                 if match:
                     return match
