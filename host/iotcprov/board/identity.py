@@ -84,6 +84,14 @@ class IdentityBundle:
         files = sorted(self.files)
         return f"IdentityBundle(folder={self.folder!r}, device_id={self.device_id!r}, files={files})"
 
+    def board_files(self) -> dict[str, bytes]:
+        """{board path: bytes} of the identity folder's files."""
+        return {f"{identity_dir(self.folder)}/{name}": data for name, data in self.files.items()}
+
+    def active_file(self) -> bytes:
+        """The contents of the `active` pointer that makes this identity the board's."""
+        return (self.folder + "\n").encode("ascii")
+
 
 def sas_fingerprint(device_key: str) -> str:
     """`sha256:` + the first 16 hex digits of SHA-256 of the decoded key (never the key)."""
@@ -195,8 +203,8 @@ def parse_dps_host(text: str) -> tuple[str, int]:
 
 def identity_tree(bundle: IdentityBundle, wifi: WifiSettings | None = None) -> dict[str, bytes]:
     """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
-    tree = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
-    tree[ACTIVE] = (bundle.folder + "\n").encode("ascii")
+    tree = bundle.board_files()
+    tree[ACTIVE] = bundle.active_file()
     if wifi is not None:
         tree[WIFI] = wifi.file()
     return tree

@@ -108,7 +108,7 @@ def _check_replace(current: ActiveIdentity | None, bundle: IdentityBundle, repla
 
 
 def _folder_verified(session: BoardSession, bundle: IdentityBundle) -> bool:
-    paths = {f"{identity_dir(bundle.folder)}/{name}": data for name, data in bundle.files.items()}
+    paths = bundle.board_files()
     digests = session.hash_files(list(paths))
     return all(digests[path] == hashlib.sha256(data).hexdigest() for path, data in paths.items())
 
@@ -162,7 +162,7 @@ def write_identity(
             raise OperationError(
                 f"--port {session.port}: the new identity did not verify on the board; retry"
             )
-        _write_atomically(session, ACTIVE, (bundle.folder + "\n").encode("ascii"))
+        _write_atomically(session, ACTIVE, bundle.active_file())
     if wifi is not None:
         _write_atomically(session, WIFI, wifi.file())
     _remove_leftovers(session, keep=bundle.folder)
