@@ -9,9 +9,9 @@ import pytest
 from iotcprov.credentials import sas
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.dps import DpsSession, DpsState
-from iotcprov.emulator.hub import HubRegistry, HubSession, encode_bag, merge_patch, parse_bag
+from iotcprov.emulator.hub import HubRegistry, HubSession, encode_bag, parse_bag
 from iotcprov.emulator.session import Close, Config, Context, Send, topic_matches
-from iotcprov.emulator.store import Store
+from iotcprov.emulator.store import Store, merge_patch
 
 NOW = 1_800_000_000.0
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from iotcprov.credentials import keys, pki
 from iotcprov.emulator.faults import PARAMETERS, FaultError
-from iotcprov.emulator.hub import DeviceOffline, HubRegistry, merge_patch
+from iotcprov.emulator.hub import DeviceOffline, HubRegistry
 from iotcprov.emulator.session import Context
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_key
@@ -296,10 +296,7 @@ class Control:
         row = self._device_row(device_id)
         if not isinstance(patch, dict):
             raise _bad("patch: give a JSON object")
-        twin = self.store.twin(row["device_id"])
-        desired = twin["desired"]
-        version = desired.pop("$version") + 1
-        self.store.save_twin_side(row["device_id"], "desired", merge_patch(desired, patch), version)
+        version = self.store.patch_twin_side(row["device_id"], "desired", patch)
         session = self.registry.session(device_id)
         delivered = bool(session and session.push_desired(patch, version))
         self.context.event("hub", "desired patch", row["device_id"], f"$version {version}", self.now())

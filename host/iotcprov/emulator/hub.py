@@ -40,21 +40,6 @@ def encode_bag(properties: dict[str, str]) -> str:
     )
 
 
-def merge_patch(document: dict, patch: dict) -> dict:
-    """JSON merge patch as twins use it: nested objects merge, null removes a key."""
-    merged = dict(document)
-    for key, value in patch.items():
-        if key == "$version":
-            continue
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_patch(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _query(topic: str, prefix: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(topic[len(prefix) :], keep_blank_values=True))
 
@@ -233,11 +218,7 @@ class HubSession(MqttSession):
         except ValueError:
             body = json.dumps({"message": "reported patch is not a JSON object"}).encode()
             return self._reply(f"$iothub/twin/res/400/?$rid={rid}", body)
-        store = self.context.store
-        twin = store.twin(self.device)
-        reported = twin["reported"]
-        version = reported.pop("$version") + 1
-        store.save_twin_side(self.device, "reported", merge_patch(reported, patch), version)
+        version = self.context.store.patch_twin_side(self.device, "reported", patch)
         return self._reply(f"$iothub/twin/res/204/?$rid={rid}&$version={version}", b"")
 
     def on_puback(self, packet: mqtt.Puback, now: float) -> list[Action]:

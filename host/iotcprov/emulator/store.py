@@ -60,6 +60,21 @@ def _secure_dir(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+def merge_patch(document: dict, patch: dict) -> dict:
+    """JSON merge patch as twins use it: nested objects merge, null removes a key."""
+    merged = dict(document)
+    for key, value in patch.items():
+        if key == "$version":
+            continue
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_patch(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 class Store:
     def __init__(self, data_dir: Path) -> None:
         _secure_dir(data_dir)
@@ -177,12 +192,17 @@ class Store:
         reported["$version"] = row.get("reported_version", 1)
         return {"desired": desired, "reported": reported}
 
-    def save_twin_side(self, device_id: str, side: str, document: dict, version: int) -> None:
+    def patch_twin_side(self, device_id: str, side: str, patch: dict) -> int:
+        """Merge `patch` into the twin's desired or reported side; returns that side's new version."""
         assert side in ("desired", "reported")
+        row = self.device(device_id) or {}
+        version = row.get(f"{side}_version", 1) + 1
+        document = merge_patch(json.loads(row.get(side) or "{}"), patch)
         self.db.execute(
             f"UPDATE devices SET {side} = ?, {side}_version = ? WHERE device_id = ?",
             (json.dumps(document), version, device_id),
         )
+        return version
 
     # ------------------------------------------------------------ telemetry
     def add_telemetry(self, device_id: str, body: bytes, properties: dict, now: float) -> dict:
