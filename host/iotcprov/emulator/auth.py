@@ -6,6 +6,7 @@ A refusal carries a reason fit for the event log: it names what is wrong, never 
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from dataclasses import dataclass
 
@@ -152,12 +153,18 @@ def _check_leaf(peer: PeerCertificate, registration_id: str, now: float) -> None
         raise Refusal(problem, device=registration_id)
 
 
+@functools.lru_cache(maxsize=256)
+def _group_ca(pem: str) -> x509.Certificate:
+    """A group's CA certificate, parsed once rather than at every X.509 CONNECT."""
+    return pki.load_certificate(pem.encode())
+
+
 def _x509_group_for(store: Store, peer: PeerCertificate) -> dict | None:
     """The X.509 group whose CA issued the leaf, nearest first along the chain Python verified."""
     anchors = {pki.thumbprint_sha256(c): i for i, c in enumerate(peer.chain[1:], start=1)}
     best: tuple[int, dict] | None = None
     for group in store.groups("x509"):
-        ca = pki.load_certificate(group["ca_pem"].encode())
+        ca = _group_ca(group["ca_pem"])
         if pki.issued_by(peer.leaf, ca):
             distance = 1
         elif group["ca_thumbprint"] in anchors:
