@@ -132,3 +132,94 @@ except IndexError:
     print('no connack')
 """)
     assert "no connack" in out
+
+
+# The stand-in per release (docs/compatibility.md): what the real umqtt.simple of that release does
+# on the wire and at the API, quirks included, and v1.23's TLS key handling.
+
+
+@pytest.fixture
+def release_board(make_board, board_dir, pki):
+    def start(release: str):
+        (board_dir / "ca.der").write_bytes(pki["ca_der"].read_bytes())
+        return make_board(release=release)
+
+    return start
+
+
+@pytest.mark.parametrize(("release", "has_timeout", "has_unsubscribe"), [
+    ("1.23", False, False), ("1.24", False, False), ("1.25", True, False), ("1.26", True, False),
+    ("1.27", True, True), ("1.28", True, True),
+])  # fmt: skip
+def test_each_release_has_its_umqtt_api(release_board, tmp_path, release, has_timeout, has_unsubscribe):
+    board = release_board(release)
+    out = run_on_board(board, tmp_path, """
+c = MQTTClient('vb', 'localhost', port=1, ssl=ctx)
+try:
+    c.connect(True, 5)
+except TypeError:
+    print('connect takes no timeout')
+except OSError:
+    print('connect took a timeout')
+print('unsubscribe', hasattr(c, 'unsubscribe'))
+""")
+    assert ("connect took a timeout" if has_timeout else "connect takes no timeout") in out
+    assert f"unsubscribe {has_unsubscribe}" in out
+
+
+def record(board, pki, tmp_path, code: str) -> bytes:
+    """What the board's client sends to a peer that accepts and then answers nothing."""
+    with ScriptedPeer(pki, "record") as peer:
+        run_on_board(board, tmp_path, f"""
+c = MQTTClient('vb', 'localhost', port={peer.port}, ssl=ctx)
+c.connect()
+c.set_callback(print)
+try:
+{code}
+except OSError as e:  # the peer hangs up after 1.5 s of quiet
+    print('closed', e)
+""")
+        peer.done.wait(10)
+    return peer.received
+
+
+@pytest.mark.parametrize("release", ["1.23", "1.28"])
+def test_umqtt_quirks_reach_the_wire(release_board, pki, tmp_path, release):
+    board = release_board(release)
+    # A str is counted in characters and sent as UTF-8: "café" is 4 characters, 5 bytes, so the
+    # remaining length is one short. Packet id 65536 goes out as 0 (and its PUBACK never matches).
+    code = "    c.publish('t', 'caf\\u00e9')\n    c.pid = 65535\n    c.publish(b't', b'q', qos=1)"
+    sent = record(board, pki, tmp_path, code)
+    assert sent.startswith(b"\x30\x07\x00\x01t" + "café".encode())
+    assert sent.endswith(b"\x32\x06\x00\x01t\x00\x00q")
+    # SUBSCRIBE with a one-byte remaining length: 207 is written as 0xCF, a continuation bit set
+    topic = "t/" + "x" * 200
+    sent = record(board, pki, tmp_path, f"    c.subscribe({topic!r})")
+    assert sent == b"\x82\xcf\x00\x01\x00\xca" + topic.encode() + b"\x00"
+
+
+@pytest.mark.parametrize(("release", "pkcs8_loads"), [("1.23", False), ("1.24", True), ("1.28", True)])
+def test_v1_23_refuses_pkcs8_der_keys_and_reads_sec1(release_board, pki, tmp_path, release, pkcs8_loads):
+    from cryptography.hazmat.primitives import serialization
+    from iotcprov.credentials import pki as host_pki
+
+    board = release_board(release)
+    key = host_pki.generate_key("ec")
+    cert = host_pki.make_self_signed_device_cert("vb-key", key)
+    board.directory.joinpath("leaf.der").write_bytes(host_pki.cert_to_der(cert))
+    board.directory.joinpath("pkcs8.der").write_bytes(host_pki.key_to_der(key))
+    board.directory.joinpath("sec1.der").write_bytes(host_pki.key_to_traditional_der(key))
+    traditional = serialization.PrivateFormat.TraditionalOpenSSL  # SEC1 for an EC key
+    sec1 = key.private_bytes(serialization.Encoding.DER, traditional, serialization.NoEncryption())
+    assert host_pki.key_to_traditional_der(key) == sec1
+    out = run_on_board(board, tmp_path, """
+for name in ('pkcs8.der', 'sec1.der'):
+    c = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    try:
+        c.load_cert_chain(open('leaf.der', 'rb').read(), open(name, 'rb').read())
+        print(name, 'loaded')
+    except ValueError as e:
+        print(name, e)
+""")
+    assert "sec1.der loaded" in out
+    assert ("pkcs8.der loaded" if pkcs8_loads else "pkcs8.der invalid key") in out

@@ -1,6 +1,7 @@
 """TLS peers for the umqtt.simple stand-in: a test PKI, the amqtt broker, a scripted MQTT peer."""
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import socket
@@ -160,11 +161,14 @@ class ScriptedPeer:
     "refuse:<rc>"          send CONNACK with return code rc
     "close"                close before any CONNACK
     "accept-then-close"    send CONNACK 0, then close
+    "record"               send CONNACK 0, then keep every byte the client sends (`received`)
+                           without answering, until it closes or has been quiet for 1.5 s
     """
 
     def __init__(self, pki: dict[str, Path], behaviour: str) -> None:
         self.behaviour = behaviour
         self.connect_packet = b""
+        self.received = b""
         self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._context.load_cert_chain(pki["cert"], pki["key"])
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -194,6 +198,12 @@ class ScriptedPeer:
                     conn.recv(1)  # the client gives up and closes
                 elif self.behaviour == "accept-then-close":
                     conn.sendall(b"\x20\x02\x00\x00")
+                elif self.behaviour == "record":
+                    conn.sendall(b"\x20\x02\x00\x00")
+                    conn.settimeout(1.5)
+                    with contextlib.suppress(TimeoutError):
+                        while chunk := conn.recv(4096):
+                            self.received += chunk
         except (OSError, ssl.SSLError):
             pass
         finally:

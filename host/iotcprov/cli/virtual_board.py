@@ -3,6 +3,8 @@
 import argparse
 from typing import TYPE_CHECKING
 
+from iotcprov.virtual_board.releases import NEWEST, RELEASE_ENV, RELEASES
+
 if TYPE_CHECKING:
     from iotcprov.virtual_board.service import RunningBoard
 
@@ -39,8 +41,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for the port link, faults.json and console.log (default: a new temporary folder)",
     )
     parser.add_argument(
+        "--release", metavar="X.Y", choices=list(RELEASES),
+        help=(
+            "the MicroPython release whose ESP32 modules the board reproduces: umqtt.simple's version "
+            f"and quirks, v1.23's TLS key handling ({', '.join(RELEASES)}; default ${RELEASE_ENV}, "
+            f"else {NEWEST})"
+        ),
+    )
+    parser.add_argument(
         "--fault", action="append", default=[], metavar="NAME[=VALUE]",
-        help="inject a fault from boot: wifi_fail=N|always, ntp_fail=N|always, clock_unset (repeatable)",
+        help=(
+            "inject a fault from boot: wifi_fail=N|always, wifi_no_ap=N|always, ntp_fail=N|always, "
+            "clock_unset (repeatable)"
+        ),
     )
     parser.set_defaults(func=run)
 
@@ -48,7 +61,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from iotcprov.virtual_board.service import serve  # Linux only; on other systems it says so
 
-    serve(args.dir, args.mac, args.baud, args.heap, args.state, args.fault, announce=_announce)
+    serve(
+        args.dir, args.mac, args.baud, args.heap, args.state, args.fault, announce=_announce,
+        release=args.release,
+    )
     return 0
 
 
@@ -57,5 +73,5 @@ def _announce(board: "RunningBoard") -> None:
     temporary = " (temporary, removed on exit)" if board.temporary_directory else ""
     print(f"board folder: {board.directory}{temporary}")
     print(f"state folder: {board.state_directory} (faults.json, console.log)")
-    print(f"mac: {board.mac}  baud: {board.baud or 'unthrottled'}")
+    print(f"mac: {board.mac}  baud: {board.baud or 'unthrottled'}  MicroPython release: v{board.release}")
     print("running; stop with Ctrl-C", flush=True)

@@ -45,13 +45,15 @@ class VirtualBoard:
     heap: the Python heap the application gets, e.g. "64K": gc.mem_free() is heap - 2 KB after
         boot, the stand-ins held outside it (see README, Heap; None: the unix port's default).
     faults: initial fault set, as for set_faults() (they apply from the first boot).
+    release: the MicroPython release its ESP32 modules reproduce, e.g. "1.23" (None: the newest;
+        see releases.py).
     state_directory: where the port link, faults.json and console.log live (None: temporary).
     console_file: also append the console log to state_directory/console.log.
     """
 
     def __init__(
         self, directory: Path | str | None = None, mac: str | bytes | None = None, baud: int = 0,
-        heap: str | int | None = None, *, faults: dict | None = None,
+        heap: str | int | None = None, *, faults: dict | None = None, release: str | None = None,
         state_directory: Path | str | None = None, console_file: bool = False, boot_timeout: float = 30.0,
     ) -> None:
         micropython = find_micropython()
@@ -63,7 +65,7 @@ class VirtualBoard:
                 state_directory = self._make_temporary("iotcprov-board-state-")
             self.options: BoardOptions = build_options(
                 Path(directory), Path(state_directory), micropython, mac=mac, baud=baud, heap=heap,
-                faults=faults,
+                faults=faults, release=release,
             )
         except BaseException:
             self._remove_temporary()

@@ -9,6 +9,7 @@ from iotcprov.errors import InputError
 from iotcprov.virtual_board.faults import check_faults
 from iotcprov.virtual_board.frozen import standins_folder
 from iotcprov.virtual_board.heap import check_heap
+from iotcprov.virtual_board.releases import Release, check_release
 
 _MAC = re.compile(r"[0-9A-Fa-f]{2}(?:([:-]?)[0-9A-Fa-f]{2})(?:\1[0-9A-Fa-f]{2}){4}")
 MAX_BAUD = 5_000_000
@@ -24,6 +25,7 @@ class BoardOptions:
     micropython: str  # the unix port executable
     standins: Path  # mounted at /.vboard: the stand-ins, precompiled when mpy-cross can
     faults: dict = field(default_factory=dict)
+    release: Release = field(default_factory=lambda: check_release(None))  # what its stand-ins reproduce
 
 
 def parse_mac(text: str) -> bytes:
@@ -68,7 +70,7 @@ def check_baud(baud: int) -> int:
 
 def build_options(
     directory: Path, state_directory: Path, micropython: str, mac: str | bytes | None = None,
-    baud: int = 0, heap: str | int | None = None, faults: dict | None = None,
+    baud: int = 0, heap: str | int | None = None, faults: dict | None = None, release: str | None = None,
 ) -> BoardOptions:
     directory = check_directory(directory)
     if mac is None:
@@ -83,7 +85,9 @@ def build_options(
     baud = check_baud(baud)
     heap_bytes = None if heap is None else check_heap(micropython, heap)
     checked_faults = check_faults(faults or {})
+    checked_release = check_release(release)
     return BoardOptions(
         directory=directory, state_directory=state_directory, mac=mac_bytes, baud=baud, heap=heap_bytes,
         micropython=micropython, standins=standins_folder(micropython), faults=checked_faults,
+        release=checked_release,
     )

@@ -19,11 +19,12 @@ class RunningBoard:
     mac: str
     baud: int
     temporary_directory: bool
+    release: str
 
 
 def serve(
     directory: str | None, mac: str | None, baud: int, heap: str | None, state_directory: str | None,
-    faults: list[str], announce: Callable[[RunningBoard], None],
+    faults: list[str], announce: Callable[[RunningBoard], None], release: str | None = None,
 ) -> None:
     """Start the board, call `announce` once it boots, and run until SIGINT/SIGTERM.
 
@@ -32,7 +33,7 @@ def serve(
     """
     board = VirtualBoard(
         directory, mac=mac, baud=baud, heap=heap, faults=parse_fault_arguments(faults),
-        state_directory=state_directory, console_file=True,
+        state_directory=state_directory, console_file=True, release=release,
     )
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -42,6 +43,7 @@ def serve(
         announce(RunningBoard(
             port=board.port, directory=board.directory, state_directory=board.state_directory,
             mac=board.mac, baud=baud, temporary_directory=directory is None,
+            release=board.options.release.name,
         ))
         stop.wait()
         halted = board.halted

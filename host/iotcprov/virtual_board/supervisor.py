@@ -575,6 +575,7 @@ class Supervisor:
             "standins": str(options.standins), "mac": options.mac.hex(), "main": run_main,
             "cause": self._cause, "power_on_ns": self._power_on_ns,
             "free_heap": None if options.heap is None else free_at_boot(options.heap),
+            **options.release.standin_config(),
         }
         env = dict(os.environ, IOTCPROV_VBOARD=json.dumps(config))
         heap = [] if options.heap is None else ["-X", f"heapsize={unix_heapsize(options.heap)}"]

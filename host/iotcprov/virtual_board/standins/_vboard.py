@@ -35,6 +35,10 @@ def setup(cfg, root):
     sys.modules["os"] = sys.modules["uos"] = _vb_os
     sys.modules["time"] = sys.modules["utime"] = _vb_time
     sys.modules["machine"] = sys.modules["umachine"] = _vb_machine
+    if config.get("tls_len_plus_one"):  # the release's tls (v1.23): see _vb_tls
+        import _vb_tls
+
+        sys.modules["tls"] = _vb_tls
     # Built in or frozen on an ESP32: loaded now, so that the application's imports cost it nothing.
     import network  # noqa: F401
     import ntptime  # noqa: F401
