@@ -5,6 +5,8 @@ keep their own count of failures already served in `fault-counts.json`, which re
 the fault set is written again (a new `generation`).
 
     wifi_fail     N or "always": the next N `WLAN.connect()` calls fail (status STAT_NO_AP_FOUND)
+    wifi_no_ap    N or "always": the Wi-Fi driver's next N scans find no access point; meanwhile
+                  status() says STAT_NO_AP_FOUND while the driver retries, as on an ESP32
     ntp_fail      N or "always": the next N `ntptime.settime()`/`time()` calls raise OSError(ETIMEDOUT)
     clock_unset   true: until something sets the clock, the board reads 2000-01-01 + uptime
 """
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from iotcprov.errors import InputError
 
-COUNT_FAULTS = ("wifi_fail", "ntp_fail")
+COUNT_FAULTS = ("wifi_fail", "wifi_no_ap", "ntp_fail")
 FLAG_FAULTS = ("clock_unset",)
 FAULTS_FILE = "faults.json"
 

@@ -1,6 +1,15 @@
-# `network` stand-in with the ESP32 interface: the station joins at once and reports an address on
-# the host's loopback network, unless the wifi_fail fault makes the join fail.
+# `network` stand-in with the ESP32 interface (as v1.23-v1.28 have it): the station joins at once
+# and reports an address on the host's loopback network, unless a fault says otherwise:
+# - wifi_fail: this join fails for good (status STAT_NO_AP_FOUND until the next connect());
+# - wifi_no_ap=N: the driver's first N scans find no access point, then one does. As on an ESP32,
+#   status() reports STAT_NO_AP_FOUND while the driver is still retrying (ports/esp32/network_wlan.c
+#   returns the last disconnect reason, and reconnects are unlimited by default), so that status
+#   alone does not end a join.
+import time
+
 import _vboard
+
+SCAN_MS = 500  # one scan of the stand-in's driver
 
 STA_IF = 0
 AP_IF = 1
@@ -22,6 +31,16 @@ AUTH_WPA_WPA2_PSK = 4
 
 _hostname = "esp32"
 _interfaces = {}
+
+
+def _missed_scans():
+    # wifi_no_ap: every scan it still owes misses; "always" never finds the access point.
+    if _vboard.faults().get("wifi_no_ap") == "always":
+        return 1 << 30
+    scans = 0
+    while scans < 1000 and _vboard.fault_active("wifi_no_ap"):
+        scans += 1
+    return scans
 
 
 def hostname(name=None):
@@ -50,6 +69,7 @@ class WLAN:
         self._if = interface_id
         self._active = False
         self._status = STAT_IDLE
+        self._join_at = None  # while the driver retries: when a scan will find the access point
         self._ssid = ""
         mac = bytearray(bytes.fromhex(_vboard.config["mac"]))
         if interface_id == AP_IF:
@@ -81,21 +101,43 @@ class WLAN:
             self._status = STAT_NO_AP_FOUND
             self._addr = ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
             return
+        scans = _missed_scans()
+        if scans:
+            self._status = STAT_CONNECTING
+            self._join_at = time.ticks_add(time.ticks_ms(), scans * SCAN_MS)
+            return
+        self._joined()
+
+    def _joined(self):
+        self._join_at = None
         self._status = STAT_GOT_IP
         self._addr = ("127.0.0.1", "255.0.0.0", "127.0.0.1", "127.0.0.1")
 
+    def _retrying(self):
+        # The driver's scans run in the background: each status query sees how far they got.
+        if self._join_at is None:
+            return
+        left = time.ticks_diff(self._join_at, time.ticks_ms())
+        if left <= 0:
+            self._joined()
+        elif self._status == STAT_CONNECTING:
+            self._status = STAT_NO_AP_FOUND  # the first scan missed; the driver tries again
+
     def disconnect(self):
         if self._if == STA_IF:
+            self._join_at = None
             self._status = STAT_IDLE
             self._addr = ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
 
     def isconnected(self):
         if self._if == STA_IF:
+            self._retrying()
             return self._active and self._status == STAT_GOT_IP
         return self._active
 
     def status(self, param=None):
         if param is None:
+            self._retrying()
             return self._status if self._if == STA_IF else STAT_IDLE
         if param == "rssi":
             if not self.isconnected():
