@@ -1,10 +1,21 @@
-# One MQTT session over TLS on umqtt.simple, with every wait bounded: select.poll with a
-# deadline before each read, because a TLS socket on an ESP32 has no timeout after connect and
-# a half-open link would otherwise block forever (docs: spec/micropython-esp32.md). Each wait
-# feeds the watchdog first, so the longest unfed stretch is one connect or one bounded read.
+# One MQTT session over TLS on umqtt.simple, right on every umqtt version MicroPython v1.23-v1.28
+# freezes (1.4.0-1.7.0; docs/compatibility.md). Every wait is bounded: select.poll with a deadline
+# before each read, because a TLS socket on an ESP32 has no timeout after connect and a half-open
+# link would otherwise block forever. Each wait feeds the watchdog first, so the longest unfed
+# stretch is one connect or one bounded read. Where umqtt.simple is wrong for us, the link does
+# the work itself:
+# - CONNECT: umqtt 1.4.0 (v1.23, v1.24) takes no timeout, so nothing would bound TCP, the TLS
+#   handshake or the CONNACK; here the socket has connect_timeout before it connects.
+# - SUBSCRIBE: up to 1.7.0 its remaining length is one byte, malformed from 128 bytes on (the C2D
+#   topic of a device ID of 92+ characters); here it is a proper variable-length field.
+# - packet ids: umqtt never wraps them (65536 goes out as 0 and its PUBACK never matches).
+# - text: umqtt counts a str's length in characters but sends its UTF-8 bytes; the link hands it
+#   bytes only.
 
 import errno
 import select
+import socket
+import struct
 import time
 
 from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException re-exported)
@@ -21,10 +32,31 @@ def describe(error):
     return type(error).__name__
 
 
+def utf8(text):
+    return text.encode() if isinstance(text, str) else text
+
+
+def field(data):
+    """An MQTT string or binary field: 2-byte length, then the bytes."""
+    return struct.pack("!H", len(data)) + data
+
+
+def packet(first, body):
+    """A whole MQTT packet: the first byte, the variable-length remaining length, the body."""
+    head = bytearray((first,))
+    size = len(body)
+    while True:
+        byte = size & 0x7F
+        size >>= 7
+        head.append(byte | 0x80 if size else byte)
+        if not size:
+            return head + body
+
+
 class Link(MQTTClient):
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.
     Errors are umqtt's: OSError (socket, TLS, timeout), MQTTException(code), IndexError.
-    umqtt's subscribe() and publish(qos=1) wait through wait_msg(), which is bounded here."""
+    umqtt's publish(qos=1) waits through wait_msg(), which is bounded here."""
 
     packets_out = 0  # MQTT packets sent and received by all links since boot (for benchmarks)
     packets_in = 0
@@ -32,8 +64,9 @@ class Link(MQTTClient):
 
     def __init__(self, host, port, client_id, user, password, ctx, on_message, keepalive, timeout_s):
         MQTTClient.__init__(
-            self, client_id, host, port=port, user=user, password=password, keepalive=keepalive, ssl=ctx
-        )
+            self, utf8(client_id), host, port=port, user=utf8(user), password=utf8(password),
+            keepalive=keepalive, ssl=ctx,
+        )  # fmt: skip
         self.limit_ms = timeout_s * 1000
         self.set_callback(on_message)
         self.last_rx = self.last_tx = time.ticks_ms()
@@ -51,17 +84,34 @@ class Link(MQTTClient):
         return MQTTClient.wait_msg(self)
 
     def connect(self, clean_session, timeout_s):
-        """Returns the session-present flag. A failed connect leaves the socket closed."""
+        """Open TCP, TLS and the MQTT session, each bounded by `timeout_s` (the socket's timeout
+        covers TCP and the handshake; DNS is bounded by the resolver's own). Returns the
+        session-present flag. A failed connect leaves the socket closed."""
+        feed()
         try:
-            try:
-                present = MQTTClient.connect(self, clean_session=clean_session, timeout=timeout_s)
-            except TypeError:  # umqtt.simple before 1.4 had no connect timeout
-                present = MQTTClient.connect(self, clean_session=clean_session)
+            self.sock = socket.socket()
+            self.sock.settimeout(timeout_s)
+            self.sock.connect(socket.getaddrinfo(self.server, self.port)[0][-1])
+            self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            flags = 0xC0 | (2 if clean_session else 0)  # user name and password; clean session
+            body = field(b"MQTT") + bytes((4, flags)) + struct.pack("!H", self.keepalive)
+            self.sock.write(packet(0x10, body + field(self.client_id) + field(self.user) + field(self.pswd)))
+            body = None
+            if not self.readable(timeout_s * 1000):
+                raise OSError(errno.ETIMEDOUT)
+            ack = self.sock.read(4)
+            assert ack[0] == 0x20 and ack[1] == 2  # IndexError when the server closed instead
+            if ack[3]:
+                raise MQTTException(ack[3])
         except BaseException:
             self.close(False)
             raise
         self.count(1, 1)
-        return present
+        return ack[2] & 1
+
+    def next_pid(self):
+        self.pid = self.pid % 65535 + 1  # 1..65535: 0 is not a packet id
+        return self.pid
 
     def count(self, sent, received):
         Link.packets_out += sent
@@ -71,11 +121,21 @@ class Link(MQTTClient):
             self.last_rx = self.last_tx
 
     def subscribe(self, topic, qos=1):
-        MQTTClient.subscribe(self, topic, qos)
+        pid = self.next_pid()
+        self.sock.write(packet(0x82, struct.pack("!H", pid) + field(utf8(topic)) + bytes((qos,))))
+        while True:  # PUBLISHes that come first go to the callback, as in umqtt's own wait
+            if self.wait_msg() == 0x90:
+                ack = self.sock.read(4)  # remaining length (2 + one code), packet id, code
+                if (ack[1] << 8 | ack[2]) == pid:
+                    break
+        if ack[3] == 0x80:
+            raise MQTTException(0x80)
         self.count(1, 1)
 
     def publish(self, topic, payload, qos=0):
-        MQTTClient.publish(self, topic, payload, qos=qos)
+        if qos and self.pid >= 65535:
+            self.pid = 0  # umqtt adds one before it uses the id
+        MQTTClient.publish(self, utf8(topic), utf8(payload), qos=qos)
         self.count(1, qos)
 
     def ping(self):
