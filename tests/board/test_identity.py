@@ -138,7 +138,7 @@ def test_x509_identity_is_der_without_a_chain(tmp_path):
     credential = credential_input.x509_from_files(cert, key)
     bundle = build_identity(sas_request(device_id="dev-x", credential=credential))
     assert bundle.files["cert.der"] == pki.cert_to_der(leaf)
-    assert bundle.files["key.der"] == pki.key_to_der(leaf_key)
+    assert bundle.files["key.der"] == pki.key_to_traditional_der(leaf_key)
     assert bundle.settings["cert"] == "cert.der" and bundle.settings["key"] == "key.der"
     assert bundle.fingerprint == pki.thumbprint_sha256(leaf)
 

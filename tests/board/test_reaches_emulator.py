@@ -86,6 +86,6 @@ def test_x509_device_reaches_the_hub(emulator, board, tmp_path):
     files = board_files(board.directory)
     folder = files["/iotc-data/active"].decode().strip()
     assert files[f"/iotc-data/{folder}/cert.der"] == pki.cert_to_der(leaf)
-    assert files[f"/iotc-data/{folder}/key.der"] == pki.key_to_der(leaf_key)
+    assert files[f"/iotc-data/{folder}/key.der"] == pki.key_to_traditional_der(leaf_key)
     deploy_and_boot(board)
     assert emulator.admin.device("x509-board-1")["device_id"] == "x509-board-1"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from iotcprov.board.firmware_options import check_options
 from iotcprov.board.layout import ACTIVE, IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX, WIFI, identity_dir
+from iotcprov.credentials import pki
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
 
@@ -110,6 +111,23 @@ def _pem(kind: str, der: bytes) -> bytes:
     return f"-----BEGIN {kind}-----\n{body}\n-----END {kind}-----\n".encode("ascii")
 
 
+def x509_files(credential: X509Credential) -> dict[str, bytes]:
+    """The certificate and key files of an X.509 identity, in formats every release parses.
+
+    PEM: the leaf and its chain (sent whole), the key as PKCS#8 PEM. DER (no chain; the unix port
+    reads DER only): the key as SEC1 (EC) or PKCS#1 (RSA) DER, never PKCS#8 DER, which MicroPython
+    v1.23 refuses: its load_cert_chain hands mbedTLS one byte more than the key, and mbedTLS 3's
+    PKCS#8 DER parser rejects the extra byte (docs/compatibility.md)."""
+    if credential.as_pem:
+        chain = (credential.cert_der, *credential.chain_der)
+        return {
+            "cert.pem": b"".join(_pem("CERTIFICATE", der) for der in chain),
+            "key.pem": _pem("PRIVATE KEY", credential.key_der),
+        }
+    key = pki.load_private_key(credential.key_der)
+    return {"cert.der": credential.cert_der, "key.der": pki.key_to_traditional_der(key)}
+
+
 def _check_endpoint(request: IdentityRequest) -> None:
     host = request.dps_host
     if not host or any(c in host for c in " /:") or not host.isascii():
@@ -140,17 +158,9 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         names = {"key": "device.key"}
     else:
         auth, fingerprint = "x509", x509_fingerprint(credential.cert_der)
-        if credential.as_pem:
-            chain = (credential.cert_der, *credential.chain_der)
-            files["cert.pem"] = b"".join(_pem("CERTIFICATE", der) for der in chain)
-            files["key.pem"] = _pem("PRIVATE KEY", credential.key_der)
-        else:
-            files["cert.der"] = credential.cert_der
-            files["key.der"] = credential.key_der
-        names = {
-            "cert": "cert.pem" if credential.as_pem else "cert.der",
-            "key": "key.pem" if credential.as_pem else "key.der",
-        }
+        x509 = x509_files(credential)
+        files.update(x509)
+        names = dict(zip(("cert", "key"), x509, strict=True))  # x509_files lists the certificate first
     trust_names = []
     for index, root in enumerate(request.trust):
         name = f"root-{index}.der"

@@ -442,6 +442,14 @@ def key_to_der(key: PrivateKey) -> bytes:
     )
 
 
+def key_to_traditional_der(key: PrivateKey) -> bytes:
+    """The algorithm's own unencrypted DER, SEC1 for EC and PKCS#1 for RSA: what a board loads
+    when it gets DER. MicroPython v1.23's load_cert_chain hands mbedTLS one byte more than the
+    key; mbedTLS 3's PKCS#8 DER parser refuses it, the SEC1 parser ignores it."""
+    traditional = serialization.PrivateFormat.TraditionalOpenSSL
+    return key.private_bytes(serialization.Encoding.DER, traditional, serialization.NoEncryption())
+
+
 def load_certificate(data: bytes) -> x509.Certificate:
     """One certificate from PEM (the first in the text) or DER bytes."""
     try:

@@ -314,7 +314,7 @@ def _device_outputs(
         OutputFile(key_pem, pki.key_to_pem(key), secret=True),
         OutputFile(chain_pem, pki.certs_to_pem([cert, *chain])),
         OutputFile(der, pki.cert_to_der(cert)),
-        OutputFile(key_der, pki.key_to_der(key), secret=True),
+        OutputFile(key_der, pki.key_to_traditional_der(key), secret=True),
     ]
 
 
