@@ -4,6 +4,7 @@ import sys
 
 import pytest
 from fw_rig import FIRMWARE_DIR, MISSING_MICROPYTHON, find_micropython
+from iotcprov.virtual_board.releases import NEWEST, OLDEST, RELEASE_ENV
 
 if str(FIRMWARE_DIR) not in sys.path:
     sys.path.insert(0, str(FIRMWARE_DIR))
@@ -15,3 +16,15 @@ def micropython() -> str:
     if path is None:
         pytest.skip(MISSING_MICROPYTHON)
     return path
+
+
+# The releases the end-to-end suites run on: the oldest and the newest the field has
+# (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`;
+# every virtual board its tests start then claims that release.
+E2E_RELEASES = (OLDEST, NEWEST)
+
+
+@pytest.fixture(params=E2E_RELEASES, ids=lambda release: "v" + release)
+def release(request, monkeypatch) -> str:
+    monkeypatch.setenv(RELEASE_ENV, request.param)
+    return request.param

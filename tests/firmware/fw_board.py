@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fw_rig import FIRMWARE_DIR
+from iotcprov.board.identity import X509Credential, x509_files
 from iotcprov.credentials import pki, sas
 
 MODEL_ID = "dtmi:iotcprov:DefaultDevice;1"
@@ -86,9 +87,10 @@ def sas_identity(key: str, device_id: str, **options) -> Identity:
 
 
 def x509_identity(cert, key, **options) -> Identity:
-    der_key = key.private_bytes(DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    # the files `iotcprov provision` writes for a leaf without a chain
+    files = x509_files(X509Credential(cert_der=cert.public_bytes(DER), key_der=pki.key_to_der(key)))
     return Identity(
-        pki.common_name(cert), cert_der=cert.public_bytes(DER), key_der=der_key,
+        pki.common_name(cert), cert_der=files["cert.der"], key_der=files["key.der"],
         fingerprint=pki.thumbprint_sha256(cert), options=options,
     )  # fmt: skip
 

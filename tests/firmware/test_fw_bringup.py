@@ -14,6 +14,8 @@ pytest.importorskip("iotcprov.virtual_board", reason="needs the virtual board (L
 from iotcprov.emulator import Emulator  # noqa: E402
 from iotcprov.virtual_board import VirtualBoard  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and newest release
+
 TELEMETRY = r"iotc: telemetry sent n=\d+"
 # Fast, exactly predictable retries: no jitter, so every delay is the schedule itself.
 FAST = {"backoff_min": 1, "backoff_max": 2, "jitter_max": 0, "wifi_timeout": 1}

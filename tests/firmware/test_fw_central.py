@@ -15,6 +15,8 @@ pytest.importorskip("iotcprov.virtual_board", reason="needs the virtual board (L
 from iotcprov.emulator import Emulator  # noqa: E402
 from iotcprov.virtual_board import VirtualBoard  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and newest release
+
 THERMOSTAT_MODEL = "dtmi:iotcprov:Thermostat;1"
 
 

@@ -20,6 +20,8 @@ pytest.importorskip("iotcprov.virtual_board", reason="needs the virtual board (L
 from iotcprov.emulator import Emulator  # noqa: E402
 from iotcprov.virtual_board import VirtualBoard  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and newest release
+
 TELEMETRY = r"iotc: telemetry sent n=(\d+)"
 
 
