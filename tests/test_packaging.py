@@ -18,17 +18,20 @@ def test_firmware_files_are_found():
     assert (resources.firmware_dir() / "iotc" / "__init__.py").is_file()
 
 
-@pytest.mark.parametrize("name", ["esp32", "esp32s3", "esp32c3", "virtual"])
+@pytest.mark.parametrize(
+    "name", ["esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c5", "esp32c6", "esp32p4", "virtual"]
+)
 def test_board_profiles_are_complete(name):
     profile = resources.load_board_profile(name)
     assert profile.keys() >= REQUIRED_PROFILE_KEYS
-    assert int(profile["firmware_offset"], 16) in (0x0, 0x1000)
+    assert int(profile["firmware_offset"], 16) in (0x0, 0x1000, 0x2000)
     assert profile["littlefs"]["block_size"] == 4096
 
 
 def test_bootloader_offsets_follow_the_chip():
     assert resources.load_board_profile("esp32")["firmware_offset"] == "0x1000"
     assert resources.load_board_profile("esp32s3")["firmware_offset"] == "0x0"
+    assert resources.load_board_profile("esp32c5")["firmware_offset"] == "0x2000"
 
 
 def test_unknown_board_names_the_choices():

@@ -20,9 +20,9 @@ def board_readings(uptime):
         import esp32
 
         try:
-            celsius = esp32.mcu_temperature()  # S2, S3, C3, C6
+            celsius = esp32.mcu_temperature()  # every chip but the original ESP32, whole degrees C
         except AttributeError:
-            celsius = round((esp32.raw_temperature() - 32) / 1.8, 1)  # classic ESP32: Fahrenheit
+            celsius = round((esp32.raw_temperature() - 32) / 1.8, 1)  # original ESP32 only: degrees F
     except Exception:  # not an ESP32, or no sensor
         celsius = None
     if celsius is not None:

@@ -29,7 +29,7 @@ def board_names() -> list[str]:
 
 
 def load_board_profile(name: str) -> dict:
-    """The profile of board `name` (esp32, esp32s3, esp32c3, virtual)."""
+    """The profile of board `name` (one of `board_names()`: esp32, esp32s3, esp32c3, ..., virtual)."""
     from iotcprov.errors import InputError
 
     path = boards_dir() / f"{name}.json"

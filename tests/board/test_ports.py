@@ -13,8 +13,11 @@ BUILTIN = PortRecord("/dev/ttyS0", None, None, None, "n/a")
 def test_bridges_come_from_the_board_profiles():
     bridges = ports.known_bridges()
     assert bridges[(0x10C4, 0xEA60)].name == "Silicon Labs CP210x"
-    assert set(bridges[(0x10C4, 0xEA60)].boards) == {"esp32", "esp32s3", "esp32c3"}
-    assert set(bridges[(0x303A, 0x1001)].boards) == {"esp32s3", "esp32c3"}
+    assert set(bridges[(0x10C4, 0xEA60)].boards) == {
+        "esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c5", "esp32c6", "esp32p4"
+    }
+    assert set(bridges[(0x303A, 0x1001)].boards) == {"esp32s3", "esp32c3", "esp32c5", "esp32c6", "esp32p4"}
+    assert set(bridges[(0x303A, 0x4001)].boards) == {"esp32s2", "esp32s3", "esp32p4"}
     custom = ports.known_bridges([{"name": "mine", "usb_ids": [{"vid": "1234", "pid": "abcd", "name": "X"}]}])
     assert list(custom) == [(0x1234, 0xABCD)] and custom[(0x1234, 0xABCD)].boards == ("mine",)
 
