@@ -67,11 +67,13 @@ def flash_run() -> None:
         return
     from iotcprov.board.flash import flash
 
-    from tests.board.conftest import RomLoader, make_esp_image
+    from tests.board.conftest import RomLoader
+    from tests.board.firmware_images import GENERIC_4MIB, make_micropython_bin
 
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        image = make_esp_image(work / "fw.bin", payload_size=1400 * 1024)  # the size of a MicroPython build
+        # the size and layout of a MicroPython v1.25 generic ESP32 build
+        image = make_micropython_bin(work / "fw.bin", GENERIC_4MIB, app_size=1400 * 1024)
         loader = RomLoader(work / "rom")
         try:
             files = deploy.build_deployment(None, main=(resources.firmware_dir() / "main.py").exists())[0]

@@ -1,8 +1,10 @@
 """Flashing MicroPython with esptool (used as a library: one connection for the whole job).
 
-With a filesystem (`fs_files`), a LittleFS image holding those files is sized from the flash size
-the chip reports and written at the profile's vfs offset in the same esptool run as the firmware.
-Everything is checked before the first write: the board profile, the image, the chip.
+With a filesystem (`fs_files`), a LittleFS image holding those files is written in the same
+esptool run as the firmware, where and as large as that firmware will mount it (`vfs_layout`): its
+partition table's 'vfs' partition, or for v1.26+ without one, from the end of the table to the end
+of the flash the chip reports. Everything is checked before the first write: the board profile,
+the image and its partition table, the chip, and that the filesystem fits in the flash.
 """
 
 import contextlib
@@ -13,10 +15,12 @@ from pathlib import Path
 from iotcprov import resources
 from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
-from iotcprov.board.fsimage import build_image, parse_offset
+from iotcprov.board.fsimage import build_image
 from iotcprov.board.identity import IdentityBundle, WifiSettings, identity_tree
 from iotcprov.board.layout import WIFI
+from iotcprov.board.partitions import parse_offset
 from iotcprov.board.quiet import capture_stdout
+from iotcprov.board.vfs_layout import FilesystemRegion, plan_filesystem
 from iotcprov.errors import InputError, OperationError
 
 ROM_BAUD = 115200
@@ -29,6 +33,7 @@ class FlashResult:
     flash_size: int
     regions: list[tuple[int, int]]  # (offset, length) written
     seconds: float
+    filesystem: FilesystemRegion | None = None  # where the LittleFS image went, and why there
 
     def as_dict(self) -> dict:
         return {
@@ -36,6 +41,7 @@ class FlashResult:
             "flash_size": self.flash_size,
             "seconds": self.seconds,
             "regions": [{"offset": hex(o), "length": n} for o, n in self.regions],
+            "filesystem": self.filesystem.as_dict() if self.filesystem else None,
         }
 
 
@@ -114,14 +120,18 @@ def flash(
     fs_files: dict[str, bytes] | None = None,
     flash_size: int | None = None,
 ) -> FlashResult:
-    """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image at
-    the vfs offset, in one esptool session. Returns what was written."""
+    """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image in
+    the region the firmware mounts (sized from its partition table, and for v1.26+ from the flash
+    size: `flash_size`, else as the chip reports), in one esptool session. Returns what was written."""
     from esptool.cmds import attach_flash, detect_flash_size, erase_flash, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
 
     profile = flashable_profile(board)
     chip = profile["esptool_chip"]
     check_firmware_image(firmware, chip)
+    # The firmware's own layout is checked before the board is touched.
+    plan = plan_filesystem(firmware, profile) if fs_files is not None else None
+    filesystem = None
     started = time.monotonic()
     with _quiet_esptool():
         esp = _connect(port, chip)
@@ -132,14 +142,20 @@ def flash(
                 )
             esp = run_stub(esp)
             attach_flash(esp)
+            flash_size_from = "--flash-size"
             if flash_size is None:
                 detected = detect_flash_size(esp)
+                if not detected and plan is not None and plan.size is None:
+                    raise InputError(
+                        f"--flash-size: the chip on {port!r} does not report its flash size, and "
+                        f"{plan.source} depends on it; give it (e.g. 16MB)"
+                    )
+                flash_size_from = "the chip" if detected else "the board profile; the chip reports none"
                 flash_size = parse_flash_size(detected) if detected else profile["default_flash_size"]
             regions = [(parse_offset(profile["firmware_offset"]), firmware)]
-            if fs_files is not None:
-                regions.append(
-                    (parse_offset(profile["vfs_offset"]), build_image(profile, flash_size, fs_files))
-                )
+            if plan is not None and fs_files is not None:
+                filesystem = plan.region(flash_size, flash_size_from)
+                regions.append((filesystem.offset, build_image(profile, filesystem.size, fs_files)))
             if erase:
                 erase_flash(esp)
             write_flash(esp, regions, flash_size="keep")
@@ -152,5 +168,9 @@ def flash(
             with contextlib.suppress(Exception):
                 esp._port.close()
     return FlashResult(
-        chip, flash_size, [(offset, len(data)) for offset, data in regions], time.monotonic() - started
+        chip,
+        flash_size,
+        [(offset, len(data)) for offset, data in regions],
+        time.monotonic() - started,
+        filesystem,
     )

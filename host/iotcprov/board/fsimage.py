@@ -1,16 +1,15 @@
 """LittleFS images for the board's filesystem partition, built on the host with littlefs-python.
 
-The image covers the whole vfs partition: exactly (flash size - vfs offset) bytes, with the
-profile's LittleFS v2 parameters. A wrong size makes MicroPython fail to mount it.
+The image has exactly the size of the region the firmware mounts (`vfs_layout`: the firmware's
+'vfs' partition, or from v1.26 the end of its partition table to the end of flash) and the
+profile's LittleFS v2 parameters: LittleFS refuses to mount an image whose block count differs,
+and MicroPython then loops on "The filesystem appears to be corrupted".
 """
 
 from littlefs import LittleFS
+from littlefs.context import UserContext
 
 from iotcprov.errors import InputError
-
-
-def parse_offset(value: str | int) -> int:
-    return value if isinstance(value, int) else int(value, 0)
 
 
 def _disk_version(text: str) -> int:
@@ -18,22 +17,15 @@ def _disk_version(text: str) -> int:
     return (int(major) << 16) | int(minor or 0)
 
 
-def filesystem_size(profile: dict, flash_size: int) -> int:
-    """Bytes of the vfs partition: from the vfs offset to the end of flash."""
-    size = flash_size - parse_offset(profile["vfs_offset"])
-    block = profile["littlefs"]["block_size"]
-    if size <= 0 or size % block:
-        raise InputError(
-            f"--flash-size: {flash_size} bytes leaves no whole filesystem after {profile['vfs_offset']}; "
-            "give the board's real flash size (e.g. 4MB)"
-        )
-    return size
-
-
-def build_image(profile: dict, flash_size: int, files: dict[str, bytes]) -> bytes:
-    """A LittleFS image holding `files` ({'/lib/iotc/app.py': bytes, ...}) for the vfs partition."""
+def build_image(profile: dict, size: int, files: dict[str, bytes]) -> bytes:
+    """A LittleFS image of `size` bytes (the region the firmware mounts, see
+    `vfs_layout.plan_filesystem`) holding `files` ({'/lib/iotc/app.py': bytes, ...})."""
     params = profile["littlefs"]
-    size = filesystem_size(profile, flash_size)
+    if size <= 0 or size % params["block_size"]:
+        raise InputError(
+            f"--firmware: its filesystem region ({size:#x} bytes) is not whole "
+            f"{params['block_size']}-byte LittleFS blocks; flash a MicroPython release .bin"
+        )
     fs = LittleFS(
         block_size=params["block_size"],
         block_count=size // params["block_size"],
@@ -56,10 +48,10 @@ def build_image(profile: dict, flash_size: int, files: dict[str, bytes]) -> byte
 
 
 def read_image(profile: dict, image: bytes) -> dict[str, bytes]:
-    """Every file in a LittleFS image (for checks and `iotcprov flash --dry-run`-like uses)."""
+    """Every file in a LittleFS image (for checks and `iotcprov flash --dry-run`-like uses).
+    Raises littlefs.LittleFSError when the image does not mount with its own size as block count
+    (as MicroPython would refuse it), instead of littlefs-python's format-on-failure."""
     params = profile["littlefs"]
-    from littlefs.context import UserContext
-
     fs = LittleFS(
         context=UserContext(buffer=bytearray(image)),
         block_size=params["block_size"],
@@ -68,7 +60,9 @@ def read_image(profile: dict, image: bytes) -> dict[str, bytes]:
         prog_size=params["prog_size"],
         lookahead_size=params["lookahead_size"],
         name_max=params["name_max"],
+        mount=False,
     )
+    fs.mount()
     found = {}
     for root, _dirs, names in fs.walk("/"):
         for name in names:

@@ -305,6 +305,8 @@ def run_flash(args: argparse.Namespace) -> int:
         f"flashed {result.chip} ({result.flash_size // 1048576} MB flash): {regions} "
         f"in {result.seconds:.1f} s"
     )
+    if result.filesystem is not None:
+        print(f"filesystem sized as {result.filesystem.source}")
     return 0
 
 
