@@ -57,6 +57,7 @@ print(json.dumps(found))
 """
 
 
+@pytest.mark.smoke
 def test_image_check_accepts_esp_images_and_refuses_others(tmp_path):
     check_firmware_image(make_esp_image(tmp_path / "fw.bin"), "esp32")
     with pytest.raises(InputError, match="^--firmware: not an ESP firmware image"):
@@ -65,6 +66,7 @@ def test_image_check_accepts_esp_images_and_refuses_others(tmp_path):
         check_firmware_image(make_esp_image(tmp_path / "c3.bin", chip="esp32c3"), "esp32")
 
 
+@pytest.mark.smoke
 def test_filesystem_image_is_exactly_the_vfs_partition():
     assert filesystem_size(PROFILE, 4 << 20) == 2 << 20
     image = build_image(PROFILE, 4 << 20, FS_FILES)
@@ -87,6 +89,7 @@ def _used_ranges(image: bytes, gap: int = 16) -> list[tuple[int, int]]:
     return [(first * BLOCK, (last - first + 1) * BLOCK) for first, last in spans]
 
 
+@pytest.mark.smoke
 def test_one_pass_flash_reads_back_and_mounts(rom_loader, tmp_path, make_board):
     firmware = make_esp_image(tmp_path / "fw.bin")
     result = flash.flash(rom_loader.url, firmware, "esp32", fs_files=FS_FILES)
@@ -110,6 +113,7 @@ def test_one_pass_flash_reads_back_and_mounts(rom_loader, tmp_path, make_board):
     assert json.loads(listed.strip().splitlines()[-1]) == {k: v.decode() for k, v in FS_FILES.items()}
 
 
+@pytest.mark.smoke
 def test_cli_flash_with_identity_in_the_image(rom_loader, tmp_path):
     firmware = tmp_path / "fw.bin"
     make_esp_image(firmware)
