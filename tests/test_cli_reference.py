@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from iotcprov.cli import build_parser
 from iotcprov.cli.reference import render, usage, walk
 
@@ -49,6 +50,7 @@ def test_a_changed_default_or_requirement_changes_the_reference():
     assert render(parser) != DOCS.read_text()
 
 
+@pytest.mark.smoke
 def test_the_generator_runs_as_a_module():
     result = subprocess.run(
         [sys.executable, "-m", "iotcprov.cli.reference"], capture_output=True, text=True, timeout=60

@@ -35,6 +35,7 @@ def assert_ok(result: subprocess.CompletedProcess) -> str:
     return result.stdout
 
 
+@pytest.mark.smoke
 def test_every_command_help_runs_without_posix_modules():
     result = as_windows("--all-help")
     checked = assert_ok(result).splitlines()

@@ -22,6 +22,7 @@ def provision_args(board, device_id="dev-1", *extra):
     return ("provision", "--port", board.port, "--id-scope", ID_SCOPE, "--device-id", device_id, *extra)
 
 
+@pytest.mark.smoke
 def test_provision_with_group_key_writes_only_the_derived_key(board):
     out = run_cli(
         *provision_args(board),
@@ -96,6 +97,7 @@ def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
     assert {p.split("/")[2] for p in data} == {result["folder"]}  # the old folder is gone
 
 
+@pytest.mark.smoke
 def test_deploy_skips_unchanged_files_and_removes_stale_ones(board, tmp_path):
     firmware = tmp_path / "fw"
     (firmware / "iotc").mkdir(parents=True)
@@ -140,6 +142,7 @@ def _x509_files(tmp_path, matching):
     return cert, key
 
 
+@pytest.mark.smoke
 def test_x509_identity_is_stored_as_der(board, tmp_path):
     cert, key = _x509_files(tmp_path, matching=True)
     out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key))
@@ -235,6 +238,7 @@ def test_probe_reports_the_micropython_version(board):
     assert ports.probe(board.port).startswith("3.4.0; MicroPython")
 
 
+@pytest.mark.smoke
 def test_monitor_stops_on_a_match_or_at_the_timeout(board):
     (board.directory / "main.py").write_text(
         "import time\nprint('iotc: boot version=1')\ntime.sleep(0.2)\nprint('iotc: dps assigned hub=h1')\n"

@@ -60,6 +60,7 @@ print(json.dumps(found))
 """
 
 
+@pytest.mark.smoke
 def test_image_check_accepts_esp_images_and_refuses_others(tmp_path):
     check_firmware_image(make_esp_image(tmp_path / "fw.bin"), "esp32")
     with pytest.raises(InputError, match="^--firmware: not an ESP firmware image"):
@@ -68,6 +69,7 @@ def test_image_check_accepts_esp_images_and_refuses_others(tmp_path):
         check_firmware_image(make_esp_image(tmp_path / "c3.bin", chip="esp32c3"), "esp32")
 
 
+@pytest.mark.smoke
 def test_filesystem_image_has_the_size_asked_for():
     image = build_image(PROFILE, 2 << 20, FS_FILES)
     assert len(image) == 2 << 20
@@ -97,6 +99,7 @@ def _read_back(rom_loader, offset: int, expected: bytes) -> bytes:
     return bytes(read_back)
 
 
+@pytest.mark.smoke
 def test_one_pass_flash_reads_back_and_mounts(rom_loader, tmp_path, make_board):
     firmware = make_micropython_bin(tmp_path / "fw.bin", GENERIC_4MIB)
     result = flash.flash(rom_loader.url, firmware, "esp32", fs_files=FS_FILES)
@@ -144,6 +147,7 @@ def test_a_v126_firmware_gets_the_flash_after_its_table(rom_loader, tmp_path):
     assert read_image(PROFILE, written) == files
 
 
+@pytest.mark.smoke
 def test_cli_flash_with_identity_in_the_image(rom_loader, tmp_path):
     firmware = tmp_path / "fw.bin"
     make_micropython_bin(firmware, GENERIC_4MIB)

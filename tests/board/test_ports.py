@@ -1,5 +1,6 @@
 """Port discovery with an injected lister: the allow-list is the profiles' data, 'new' is pure."""
 
+import pytest
 from iotcprov.board import ports
 from iotcprov.board.ports import PortRecord
 from iotcprov.errors import InputError
@@ -49,6 +50,7 @@ def test_scan_probes_each_candidate_and_keeps_failures():
     ]
 
 
+@pytest.mark.smoke
 def test_the_real_lister_runs():
     assert all(isinstance(r, PortRecord) for r in ports.list_serial_ports())
 

@@ -43,6 +43,7 @@ def deploy_and_boot(board) -> None:
     board.wait_for_output(CONNECTED, timeout=90, since=mark)
 
 
+@pytest.mark.smoke
 def test_sas_group_key_device_reaches_the_hub(emulator, board):
     group_key = emulator.admin.create_sas_group("boards")["primary_key"]
     out = run_cli(

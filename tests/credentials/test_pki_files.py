@@ -62,6 +62,7 @@ def pki_dir(tmp_path: Path, env) -> Path:
 
 
 @posix_modes
+@pytest.mark.smoke
 def test_root_files_modes_and_encrypted_key(tmp_path: Path, env, capsys):
     assert certs("root", "--out", tmp_path / "ca", "--name", "My Test Root") == 0
     out = capsys.readouterr().out
@@ -101,6 +102,7 @@ def test_openssl_reads_the_encrypted_ca_key_with_the_passphrase(pki_dir: Path):
 
 @needs_openssl
 @posix_modes
+@pytest.mark.smoke
 def test_device_under_intermediate_verifies_with_openssl(pki_dir: Path):
     ca = ["--ca-cert", pki_dir / "inter/chain.pem", "--ca-key", pki_dir / "inter/intermediate.key.pem"]
     assert certs("device", *ca, "--device-id", "dev-1", "--out", pki_dir / "devices") == 0
@@ -200,6 +202,7 @@ def test_force_replaces_existing_files(pki_dir: Path):
 
 
 @needs_openssl
+@pytest.mark.smoke
 def test_show_prints_what_iot_central_shows(pki_dir: Path, capsys):
     capsys.readouterr()
     assert certs("show", pki_dir / "root/root.pem", "--json") == 0

@@ -4,6 +4,7 @@ import csv
 import io
 import stat
 
+import pytest
 from iotcprov.factory import events as ev
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.labels import label_payload, label_png, write_label
@@ -15,6 +16,7 @@ from rich.console import Console
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
+@pytest.mark.smoke
 def test_label_holds_scope_and_id_and_the_key_only_when_asked(tmp_path):
     plain = write_label(tmp_path, "0ne00ABCDEF", "line3-001", "dtmi:com:example:A;1")
     assert plain.read_bytes() == label_png(
@@ -61,6 +63,7 @@ def test_plain_lines_read_like_status_lines():
     assert plain_line(ev.Event(ev.WAITING, None))[9:] == "- waiting"
 
 
+@pytest.mark.smoke
 def test_views_pick_the_terminal_and_render_rows_totals_and_failures():
     piped = Console(file=io.StringIO())
     assert isinstance(make_view(piped, "t"), PlainView)

@@ -41,6 +41,7 @@ def assert_input_error(result: tuple[int, str, str], field: str, *secrets: str) 
     return err
 
 
+@pytest.mark.smoke
 def test_derive_prints_only_the_device_key(capsys):
     code, out, err = run(capsys, "keys", "derive", "--group-key", GROUP_KEY, "--device-id", "dev-1")
     assert code == 0 and err == ""
@@ -116,6 +117,7 @@ def test_derive_bad_input(capsys, argv, field):
     assert_input_error(run(capsys, "keys", "derive", "--group-key", GROUP_KEY, *argv), field, GROUP_KEY)
 
 
+@pytest.mark.smoke
 def test_generate_default_and_sized(capsys):
     code, out, _ = run(capsys, "keys", "generate")
     assert code == 0 and len(base64.b64decode(out.strip(), validate=True)) == 64
@@ -215,6 +217,7 @@ def test_usage_errors_are_one_line_and_hide_values(capsys):
     assert_input_error(result, "unrecognized arguments: --key-f", DEVICE_KEY)
 
 
+@pytest.mark.smoke
 def test_installed_command_reads_key_from_stdin():
     done = subprocess.run(
         [sys.executable, "-m", "iotcprov", "keys", "derive", "--group-key-file", "-", "--device-id", "dev-1"],
