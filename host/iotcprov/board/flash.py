@@ -57,9 +57,9 @@ def parse_flash_size(text: str) -> int:
 def flashable_profile(board: str) -> dict:
     profile = resources.load_board_profile(board)
     if not profile.get("esptool_chip"):
-        raise InputError(
-            f"--board: {board!r} has no ROM loader to flash; choose one of esp32, esp32s3, esp32c3"
-        )
+        names = resources.board_names()
+        flashable = ", ".join(name for name in names if resources.load_board_profile(name)["esptool_chip"])
+        raise InputError(f"--board: {board!r} has no ROM loader to flash; choose one of {flashable}")
     return profile
 
 
