@@ -311,20 +311,19 @@ class Control:
         session = self.registry.session(device_id)
         if session is None:
             return {"status": 404, "payload": {"message": "device is not connected"}}
-        rid = self.registry.next_rid()
         result: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.registry.method_waiters[rid] = lambda status, body: (
-            result.done() or result.set_result((status, body))
+        rid = self.registry.expect_method_response(
+            row["device_id"], lambda status, body: result.done() or result.set_result((status, body))
         )
         try:
             session.start_method(command, payload, rid)
         except DeviceOffline as error:
-            self.registry.method_waiters.pop(rid, None)
+            self.registry.forget_method(row["device_id"], rid)
             return {"status": 404, "payload": {"message": str(error)}}
         try:
             status, body = await asyncio.wait_for(result, timeout)
         except TimeoutError:
-            self.registry.method_waiters.pop(rid, None)
+            self.registry.forget_method(row["device_id"], rid)
             self.context.event("hub", "method timeout", row["device_id"], command, self.now())
             return {"status": 504, "payload": {"message": f"device did not answer within {timeout} s"}}
         self.context.event("hub", "method answered", row["device_id"], f"{command} -> {status}", self.now())

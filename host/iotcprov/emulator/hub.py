@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.parse
 from collections.abc import Callable
 
@@ -44,23 +45,34 @@ def _query(topic: str, prefix: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(topic[len(prefix) :], keep_blank_values=True))
 
 
+MethodWaiter = Callable[[int, object], None]
+
+
 class HubRegistry:
     """Live hub sessions by device, persistent subscriptions, and pending method calls."""
 
     def __init__(self) -> None:
         self.sessions: dict[str, HubSession] = {}
         self.saved_subscriptions: dict[str, dict[str, int]] = {}
-        self.method_waiters: dict[str, Callable[[int, object], None]] = {}
+        # (device, $rid) -> waiter: only the device a call went to can answer it
+        self.method_waiters: dict[tuple[str, str], MethodWaiter] = {}
         self.telemetry_listeners: list[Callable[[str], None]] = []
         self.telemetry_received = 0
-        self._rid = 0
 
     def session(self, device_id: str) -> HubSession | None:
         return self.sessions.get(device_id.lower())
 
-    def next_rid(self) -> str:
-        self._rid += 1
-        return format(self._rid, "x")
+    def expect_method_response(self, device_id: str, waiter: MethodWaiter) -> str:
+        """A fresh random $rid for a call to `device_id`; its answer goes to `waiter`."""
+        rid = secrets.token_hex(8)  # random, so one device cannot guess another's pending call
+        self.method_waiters[(device_id.lower(), rid)] = waiter
+        return rid
+
+    def forget_method(self, device_id: str, rid: str) -> None:
+        self.method_waiters.pop((device_id.lower(), rid), None)
+
+    def take_method_waiter(self, device_id: str, rid: str) -> MethodWaiter | None:
+        return self.method_waiters.pop((device_id.lower(), rid), None)
 
     def kick_all(self, reason: str) -> int:
         sessions = list(self.sessions.values())
@@ -195,8 +207,10 @@ class HubSession(MqttSession):
         if topic.startswith(METHOD_RES_PREFIX):
             status_text, _, query = topic[len(METHOD_RES_PREFIX) :].partition("/?")
             rid = dict(urllib.parse.parse_qsl(query)).get("$rid", "")
-            waiter = self.registry.method_waiters.pop(rid, None)
-            if waiter is not None and status_text.isdigit():
+            waiter = self.registry.take_method_waiter(self.device, rid) if status_text.isdigit() else None
+            if waiter is None:
+                self.event("method response ignored", "no call to this device is pending with that $rid", now)
+            else:
                 try:
                     payload: object = json.loads(packet.payload) if packet.payload else None
                 except ValueError:

@@ -1,0 +1,71 @@
+"""One device cannot act for another on the hub: answer its methods, read its C2D, use its identity."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from iotcprov.emulator import mqtt_codec as mqtt
+
+from tests.emulator.helpers import connect_hub_sas, events_for, provision_sas
+
+
+@pytest.fixture(scope="module")
+def devices(emulator):
+    keys = {}
+    for device_id in ("iso-a", "iso-b"):
+        keys[device_id] = emulator.admin.enroll_sas(device_id)["primary_key"]
+        provision_sas(emulator, device_id, keys[device_id])
+    return keys
+
+
+def _method_request(client) -> tuple[str, str]:
+    """(method name, $rid) of the next method call the device receives."""
+    request = client.expect(mqtt.Publish)
+    name, _, query = request.topic[len("$iothub/methods/POST/") :].partition("/?")
+    return name, dict(urllib.parse.parse_qsl(query))["$rid"]
+
+
+def test_only_the_called_device_answers_its_method(emulator, devices):
+    intruder, _ = connect_hub_sas(emulator, "iso-a", devices["iso-a"])
+    target, _ = connect_hub_sas(emulator, "iso-b", devices["iso-b"])
+    try:
+        intruder.subscribe("$iothub/methods/POST/#")
+        target.subscribe("$iothub/methods/POST/#")
+        with ThreadPoolExecutor(1) as pool:
+            call = pool.submit(emulator.admin.invoke, "iso-b", "reboot", {"delay": 1}, 10)
+            name, rid = _method_request(target)
+            assert name == "reboot"
+            # the intruder answers with the very $rid the target got (the strongest case: not guessed)
+            intruder.publish(f"$iothub/methods/res/200/?$rid={rid}", b'{"by": "intruder"}')
+            intruder.publish("$iothub/methods/res/200/?$rid=1", b'{"by": "intruder"}')
+            intruder.send(mqtt.Pingreq())
+            assert isinstance(intruder.receive(), mqtt.Pingresp)  # the hub has handled both answers
+            assert not call.done()
+            target.publish(f"$iothub/methods/res/201/?$rid={rid}", b'{"by": "target"}')
+            assert call.result(timeout=10) == {"status": 201, "payload": {"by": "target"}}
+        ignored = events_for(emulator, "iso-a", "method response ignored")
+        assert len(ignored) == 2 and "no call to this device" in ignored[-1]["reason"]
+    finally:
+        intruder.close()
+        target.close()
+
+
+def test_method_request_ids_are_random_per_call(emulator, devices):
+    client, _ = connect_hub_sas(emulator, "iso-b", devices["iso-b"])
+    try:
+        client.subscribe("$iothub/methods/POST/#")
+        rids = []
+        with ThreadPoolExecutor(1) as pool:
+            for _ in range(3):
+                call = pool.submit(emulator.admin.invoke, "iso-b", "ping", None, 10)
+                _name, rid = _method_request(client)
+                rids.append(rid)
+                client.publish(f"$iothub/methods/res/200/?$rid={rid}", json.dumps({"rid": rid}).encode())
+                assert call.result(timeout=10)["payload"] == {"rid": rid}
+    finally:
+        client.close()
+    assert len(set(rids)) == 3
+    assert all(len(rid) >= 16 for rid in rids)  # 64 random bits, not a counter
