@@ -7,6 +7,7 @@ import secrets
 import urllib.parse
 from collections.abc import Callable
 
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.auth import HubIdentity, Refusal, authenticate_hub
 from iotcprov.emulator.session import Action, Close, Context, MqttSession, Send
@@ -18,6 +19,8 @@ METHODS_FILTER = "$iothub/methods/POST/#"
 TWIN_GET_PREFIX = "$iothub/twin/GET/?"
 REPORTED_PREFIX = "$iothub/twin/PATCH/properties/reported/?"
 METHOD_RES_PREFIX = "$iothub/methods/res/"
+MAX_TWIN_DEPTH = 10  # IoT Hub: twin property objects nest at most 10 levels below their root
+MAX_METHOD_DEPTH = 64  # an answer nested deeper is passed on as text
 
 
 class DeviceOffline(Exception):
@@ -39,6 +42,10 @@ def encode_bag(properties: dict[str, str]) -> str:
         f"{urllib.parse.quote(k, safe='$.')}={urllib.parse.quote(str(v), safe='')}"
         for k, v in properties.items()
     )
+
+
+def _twin_error(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
 
 
 def _query(topic: str, prefix: str) -> dict[str, str]:
@@ -212,8 +219,8 @@ class HubSession(MqttSession):
                 self.event("method response ignored", "no call to this device is pending with that $rid", now)
             else:
                 try:
-                    payload: object = json.loads(packet.payload) if packet.payload else None
-                except ValueError:
+                    payload = jsonbody.parse(packet.payload, MAX_METHOD_DEPTH) if packet.payload else None
+                except jsonbody.BadJson:
                     payload = packet.payload.decode("utf-8", "replace")
                 waiter(int(status_text), payload)
             return ack
@@ -226,12 +233,14 @@ class HubSession(MqttSession):
 
     def _reported_patch(self, rid: str, payload: bytes, now: float) -> list[Action]:
         try:
-            patch = json.loads(payload)
-            if not isinstance(patch, dict):
-                raise ValueError
-        except ValueError:
-            body = json.dumps({"message": "reported patch is not a JSON object"}).encode()
-            return self._reply(f"$iothub/twin/res/400/?$rid={rid}", body)
+            patch = jsonbody.parse(payload, MAX_TWIN_DEPTH + 1)  # + 1: the patch object itself
+        except jsonbody.BadJson as error:
+            self.event("reported patch refused", str(error), now)
+            return self._reply(f"$iothub/twin/res/400/?$rid={rid}", _twin_error(f"reported patch: {error}"))
+        if not isinstance(patch, dict):
+            return self._reply(
+                f"$iothub/twin/res/400/?$rid={rid}", _twin_error("reported patch is not a JSON object")
+            )
         version = self.context.store.patch_twin_side(self.device, "reported", patch)
         return self._reply(f"$iothub/twin/res/204/?$rid={rid}&$version={version}", b"")
 
