@@ -69,3 +69,24 @@ def test_method_request_ids_are_random_per_call(emulator, devices):
         client.close()
     assert len(set(rids)) == 3
     assert all(len(rid) >= 16 for rid in rids)  # 64 random bits, not a counter
+
+
+def test_subscribing_to_another_devices_c2d_is_refused_and_logged(emulator, devices):
+    emulator.admin.send_c2d("iso-b", "for b only")
+    client, _ = connect_hub_sas(emulator, "iso-a", devices["iso-a"])
+    try:
+        foreign = ["devices/iso-b/messages/devicebound/#", "devices/+/messages/devicebound/#", "#"]
+        suback = client.subscribe(*foreign, "devices/iso-a/messages/devicebound/#")
+        assert suback.return_codes == [mqtt.SUBACK_FAILURE] * 3 + [1]
+        client.send(mqtt.Pingreq())
+        assert isinstance(client.receive(), mqtt.Pingresp)  # nothing of iso-b's came first
+    finally:
+        client.close()
+    assert emulator.admin.device("iso-b")["c2d_queued"] == 1
+    refused = events_for(emulator, "iso-a", "subscribe refused")
+    assert [e["reason"] for e in refused] == [
+        f"topic filter {foreign[0]} is not this device's own C2D topic",
+        f"topic filter {foreign[1]} is not this device's own C2D topic",
+        "topic filter # is not one a device may subscribe to",
+    ]
+

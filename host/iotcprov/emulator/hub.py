@@ -187,6 +187,11 @@ class HubSession(MqttSession):
         own = f"devices/{self.device}/messages/devicebound/#"
         return topic_filter in (own, TWIN_RES_FILTER, DESIRED_FILTER, METHODS_FILTER)
 
+    def filter_refusal(self, topic_filter: str) -> str:
+        if topic_filter.startswith("devices/"):  # IoT Hub: only the device's own C2D topic
+            return f"topic filter {topic_filter} is not this device's own C2D topic"
+        return super().filter_refusal(topic_filter)
+
     def on_subscribed(self, topic_filter: str, now: float) -> list[Action]:
         return self._c2d_actions() if topic_filter.endswith("/messages/devicebound/#") else []
 
