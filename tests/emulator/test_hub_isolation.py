@@ -9,7 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from iotcprov.emulator import mqtt_codec as mqtt
 
-from tests.emulator.helpers import connect_hub_sas, events_for, provision_sas
+from tests.emulator import testpki
+from tests.emulator.helpers import (
+    connect_hub_sas,
+    dps_client,
+    dps_username,
+    events_for,
+    hub_client,
+    hub_username,
+    provision_sas,
+    register,
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +100,39 @@ def test_subscribing_to_another_devices_c2d_is_refused_and_logged(emulator, devi
         "topic filter # is not one a device may subscribe to",
     ]
 
+
+def _x509_group(emulator, name: str):
+    key = testpki.generate_key()
+    root = testpki.make_root_ca(f"{name} root", key)
+    created = emulator.admin.create_x509_group(name, testpki.pem(root))
+    proof = testpki.make_verification_cert(created["verification_code"], root, key)
+    emulator.admin.verify_group(name, testpki.pem(proof))
+    return root, key
+
+
+def _identity(tmp_path, device_id: str, name: str, group) -> tuple[str, str]:
+    root, root_key = group
+    device_key = testpki.generate_key()
+    leaf = testpki.make_device_cert(device_id, device_key, root, root_key)
+    return testpki.write_identity(tmp_path, name, [leaf], device_key)
+
+
+def test_certificate_of_another_enrollment_is_refused_by_the_hub(emulator, tmp_path):
+    own = _identity(tmp_path, "iso-x509", "own", _x509_group(emulator, "iso-own"))
+    other = _identity(tmp_path, "iso-x509", "other", _x509_group(emulator, "iso-other"))
+    client = dps_client(emulator, own)
+    try:
+        assert client.connect("iso-x509", dps_username(emulator, "iso-x509")).return_code == 0
+        status, answer = register(client, "iso-x509")
+        assert (status, answer["status"]) == (200, "assigned")
+    finally:
+        client.close()
+    for identity, expected in ((other, mqtt.REFUSED_NOT_AUTHORIZED), (own, mqtt.ACCEPTED)):
+        client = hub_client(emulator, identity)
+        try:
+            assert client.connect("iso-x509", hub_username(emulator, "iso-x509")).return_code == expected
+        finally:
+            client.close()
+    refused = events_for(emulator, "iso-x509", "connect refused")
+    assert [e["endpoint"] for e in refused] == ["hub"]
+    assert refused[0]["reason"] == "certificate belongs to another enrollment than the device's"
