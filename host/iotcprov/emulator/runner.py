@@ -66,8 +66,6 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_on_stdin_eof: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    if stop_on_stdin_eof:
-        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Windows has no signal handlers in asyncio: Ctrl-C arrives as KeyboardInterrupt there
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -77,6 +75,10 @@ async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_o
     except BaseException:
         server.store.close()
         raise
+    if stop_on_stdin_eof:
+        # only once started: a thread blocked on stdin at exit aborts the interpreter, and the
+        # abort's message would replace the refusal as the last line of the log
+        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     on_ready(info)
     try:
         await stop.wait()
