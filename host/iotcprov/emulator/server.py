@@ -32,6 +32,7 @@ from iotcprov.emulator.client import ENDPOINTS_FILE
 from iotcprov.emulator.control import Control
 from iotcprov.emulator.dps import DpsSession, DpsState
 from iotcprov.emulator.hub import HubRegistry, HubSession
+from iotcprov.emulator.instance_lock import InstanceLock
 from iotcprov.emulator.session import Action, Close, Config, Context, MqttSession, Send
 from iotcprov.emulator.store import Store
 from iotcprov.errors import InputError, OperationError
@@ -92,6 +93,7 @@ class EmulatorServer:
         self.control: Control | None = None
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self.lock = InstanceLock(data_dir)
 
     # ------------------------------------------------------------ TLS
     def _make_ssl_context(self) -> ssl.SSLContext:
@@ -121,18 +123,23 @@ class EmulatorServer:
 
     # ------------------------------------------------------------ lifecycle
     async def start(self) -> dict:
+        if not self.lock.acquire():
+            raise OperationError(
+                f"--data: another emulator already serves {self.data_dir}; "
+                "stop it first or use another folder"
+            )
+        try:
+            return await self._start()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    async def _start(self) -> dict:
         endpoints_file = self.data_dir / ENDPOINTS_FILE
-        if endpoints_file.exists() and os.name == "posix":  # signal 0 probes a pid on POSIX only
-            try:
-                pid = json.loads(endpoints_file.read_text()).get("pid")
-                if pid and pid != os.getpid():
-                    os.kill(pid, 0)
-                    raise OperationError(
-                        f"--data: an emulator (pid {pid}) already serves {self.data_dir}; "
-                        "stop it first or use another folder"
-                    )
-            except (ProcessLookupError, ValueError, OSError):
-                pass  # a stale file from an emulator that did not exit cleanly
+        # a process killed with its devices connected left them marked connected
+        stale = self.store.reset_connections("emulator stopped without closing the connection", time.time())
+        if stale:
+            self.context.event("admin", "connections reset", None, f"{stale} devices", time.time())
         self.ssl_context = self._make_ssl_context()
         dps_server = await self._listen(self.dps, "--dps", lambda r, w: self._connection("dps", r, w))
         hub_server = await self._listen(self.hub, "--hub", lambda r, w: self._connection("hub", r, w))
@@ -195,6 +202,7 @@ class EmulatorServer:
         with contextlib.suppress(FileNotFoundError):
             (self.data_dir / ENDPOINTS_FILE).unlink()
         self.store.close()
+        self.lock.release()
 
     # ------------------------------------------------------------ connections
     async def _connection(
