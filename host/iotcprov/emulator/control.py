@@ -75,6 +75,7 @@ class Control:
         registry: HubRegistry,
         info: dict,
         trust: Callable[[str], None],
+        open_connections: Callable[[], int] = lambda: 0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.context = context
@@ -82,6 +83,7 @@ class Control:
         self.registry = registry
         self.info_record = info
         self.trust = trust
+        self.open_connections = open_connections
         self.now = now
         self.started = now()
         self._telemetry_changed = asyncio.Event()
@@ -390,6 +392,7 @@ class Control:
             },
             "devices": len(devices),
             "connected": len(self.registry.sessions),
+            "open_connections": self.open_connections(),  # DPS and hub, TLS handshakes included
             "registrations": sum(d["registrations"] for d in devices),
             "telemetry_stored": self.store.telemetry_count(),
             "telemetry_received": self.registry.telemetry_received,
