@@ -4,8 +4,9 @@ Runs a real emulator process (`Emulator.running`) and drives it with asyncio cli
 project's MQTT codec over TLS. Targets (issue 5): >= 100 registrations/s, >= 1,000 concurrent
 connections, on 2 cores. Issue 15: the resident memory of a fresh emulator after 5,000 aborted TLS
 handshakes (a ClientHello, the server's answer, then a TCP reset) stays under 200 MB (Linux only:
-read from /proc). Usage: python bench/bench_emulator.py [--devices 1000] [--messages 20000]
-[--handshakes 5000]
+read from /proc); the RSS with 4,000 idle connections (no ClientHello) open is printed too.
+Usage: python bench/bench_emulator.py [--devices 1000] [--messages 20000] [--handshakes 5000]
+[--idle 4000]
 """
 
 from __future__ import annotations
@@ -214,14 +215,32 @@ def measure_aborted(count: int) -> dict:
         }
 
 
+def measure_idle(count: int) -> dict:
+    """RSS while `count` connections that never send a ClientHello are open, and after they close."""
+    with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
+        loop = asyncio.new_event_loop()
+        try:
+            address = (emu.info["hub"]["address"], emu.info["hub"]["port"])
+            writers = [loop.run_until_complete(asyncio.open_connection(*address))[1] for _ in range(count)]
+            loop.run_until_complete(asyncio.sleep(2))
+            held = emu.admin.stats()["open_connections"], resident_mb(emu.process.pid)
+            for writer in writers:
+                writer.transport.abort()
+            loop.run_until_complete(asyncio.sleep(2))
+        finally:
+            loop.close()
+        return {"open": held[0], "rss_held": held[1], "rss_after": resident_mb(emu.process.pid)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--handshakes", type=int, default=5000)
+    parser.add_argument("--idle", type=int, default=4000)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = min(hard, max(soft, 2 * args.devices + 200))
+    wanted = min(hard, max(soft, 2 * args.devices + 200, args.idle + 200))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the emulator process inherits it
     with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
         result = asyncio.run(main_async(emu, args.devices, args.messages))
@@ -241,6 +260,12 @@ def main() -> int:
             f"emulator RSS after {memory['aborted']} aborted TLS handshakes {memory['rss_after']:8.1f} MB"
             f"   target < {TARGET_ABORTED_RSS_MB:.0f} (at start {memory['rss_before']:.1f} MB;"
             f" connections still open: {memory['open_after']})"
+        )
+    idle = measure_idle(args.idle)
+    if idle["rss_held"] is not None:
+        print(
+            f"emulator RSS with {args.idle} idle connections {idle['rss_held']:8.1f} MB"
+            f"   ({idle['open']} kept in handshake, the rest closed; {idle['rss_after']:.1f} MB after)"
         )
     ok = (
         result["registrations_per_s"] >= TARGET_REGISTRATIONS

@@ -10,6 +10,7 @@ import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from iotcprov.emulator import Emulator
 from iotcprov.emulator import mqtt_codec as mqtt
 
 from tests.emulator.helpers import dps_client, dps_username
@@ -134,3 +135,24 @@ def test_aborted_and_idle_handshakes_leave_no_connection_behind(emulator):
         )
     finally:
         client.close()
+
+
+def test_handshakes_beyond_the_limit_are_closed_at_once(tmp_path):
+    with Emulator.running(tmp_path, extra_args=["--max-handshakes", "5"]) as emulator:
+        hub = (emulator.info["hub"]["address"], emulator.info["hub"]["port"])
+        idle = [socket.create_connection(hub, timeout=5) for _ in range(5)]  # handshakes never begun
+        try:
+            assert _open_connections(emulator, 5) == 5
+            with socket.create_connection(hub, timeout=5) as extra:
+                assert extra.recv(1) == b""  # closed at once, not after the 15 s handshake timeout
+            assert emulator.admin.stats()["counters"]["hub.tls_busy"] == 1
+        finally:
+            for sock in idle:
+                sock.close()
+        assert _open_connections(emulator, 0) == 0
+        client = dps_client(emulator)  # the limit counts handshakes in progress, not connections
+        try:
+            connack = client.connect("fuzz", dps_username(emulator, "fuzz"), "x")
+            assert connack.return_code == mqtt.REFUSED_NOT_AUTHORIZED
+        finally:
+            client.close()

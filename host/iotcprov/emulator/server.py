@@ -40,6 +40,7 @@ from iotcprov.errors import InputError, OperationError
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL: dates are checked by auth, with a reason logged
 TLS_HANDSHAKE_TIMEOUT = 15.0
+MAX_HANDSHAKES = 1000  # TLS handshakes in progress at once (~70 KB each); more are closed at once
 TLS_READ_BUFFER = 16 * 1024  # bytes asyncio allocates per TLS connection (its own default: 256 KiB)
 
 
@@ -93,6 +94,7 @@ class EmulatorServer:
         admin: Endpoint,
         extra_names: list[str] | None = None,
         config: Config | None = None,
+        max_handshakes: int = MAX_HANDSHAKES,
     ) -> None:
         self.data_dir = data_dir
         self.dps, self.hub, self.admin = dps, hub, admin
@@ -107,6 +109,8 @@ class EmulatorServer:
         self.control: Control | None = None
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self.max_handshakes = max_handshakes
+        self._handshaking = 0
         self.lock = InstanceLock(data_dir)
 
     # ------------------------------------------------------------ TLS
@@ -240,6 +244,11 @@ class EmulatorServer:
 
     async def _serve(self, endpoint: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         store, now = self.store, time.time()
+        if self._handshaking >= self.max_handshakes:
+            # counted, not logged: a flood of events would cost more than the connections
+            store.bump(f"{endpoint}.tls_busy")
+            return
+        self._handshaking += 1
         try:
             await writer.start_tls(self.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
         except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as error:
@@ -250,6 +259,8 @@ class EmulatorServer:
                 endpoint, "tls refused", None, f"{reason}{': ' + verify if verify else ''}", now
             )
             return
+        finally:
+            self._handshaking -= 1
         store.bump(f"{endpoint}.tls_handshakes")
         peer = _peer_certificate(writer.get_extra_info("ssl_object"))
         session: MqttSession
