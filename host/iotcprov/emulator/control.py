@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -281,18 +282,21 @@ class Control:
     async def telemetry(
         self, device_id: str, wait: float | None = None, limit: int = 200, after: int = 0
     ) -> list[dict]:
-        self._device_row(device_id)
+        """Stored telemetry; with `wait`, up to that long for some, even from a device that has
+        yet to register (404 only if it still has not when the wait ends)."""
         deadline = self.now() + (wait or 0)
         while True:
             self._telemetry_changed.clear()
-            messages = self.store.telemetry(device_id, limit, after)
+            registered = isinstance(device_id, str) and self.store.device(device_id) is not None
+            messages = self.store.telemetry(device_id, limit, after) if registered else []
             remaining = deadline - self.now()
             if messages or not wait or remaining <= 0:
+                if not registered:
+                    self._device_row(device_id)  # raises the 404
                 return messages
-            try:
+            # any device's telemetry wakes this up; the device must register before it sends any
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._telemetry_changed.wait(), remaining)
-            except TimeoutError:
-                return self.store.telemetry(device_id, limit, after)
 
     def set_desired(self, device_id: str, patch: Any) -> dict:
         row = self._device_row(device_id)
