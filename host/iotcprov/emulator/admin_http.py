@@ -11,9 +11,11 @@ import re
 import urllib.parse
 from typing import Any
 
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator.control import Control, ControlError
 
 MAX_BODY = 4 * 1024 * 1024
+MAX_BODY_DEPTH = 32  # JSON nesting; deeper would exhaust the parser's recursion
 READ_TIMEOUT = 5.0  # seconds to receive a whole request; a client that stalls loses the connection
 REASONS = {
     200: "OK",
@@ -171,9 +173,9 @@ class AdminServer:
         query = dict(urllib.parse.parse_qsl(url.query))
         path = urllib.parse.unquote(url.path.rstrip("/")) or "/"
         try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            return 400, {"error": "body: not JSON"}
+            body = jsonbody.parse(raw, MAX_BODY_DEPTH) if raw else {}
+        except jsonbody.BadJson as error:
+            return 400, {"error": f"body: {error}"}
         allowed = False
         for route_method, pattern, handler in self.routes:
             match = pattern.match(path)

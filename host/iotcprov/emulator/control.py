@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from iotcprov.credentials import keys, pki
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator.faults import PARAMETERS, FaultError
-from iotcprov.emulator.hub import DeviceOffline, HubRegistry
+from iotcprov.emulator.hub import MAX_TWIN_DEPTH, DeviceOffline, HubRegistry
 from iotcprov.emulator.session import Context
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_key
@@ -302,6 +303,8 @@ class Control:
         row = self._device_row(device_id)
         if not isinstance(patch, dict):
             raise _bad("patch: give a JSON object")
+        if jsonbody.depth(patch) > MAX_TWIN_DEPTH + 1:  # + 1: the patch object itself
+            raise _bad(f"patch: objects nest at most {MAX_TWIN_DEPTH} levels in a twin")
         version = self.store.patch_twin_side(row["device_id"], "desired", patch)
         session = self.registry.session(device_id)
         delivered = bool(session and session.push_desired(patch, version))
