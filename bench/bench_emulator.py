@@ -2,16 +2,23 @@
 
 Runs a real emulator process (`Emulator.running`) and drives it with asyncio clients built on the
 project's MQTT codec over TLS. Targets (issue 5): >= 100 registrations/s, >= 1,000 concurrent
-connections, on 2 cores. Usage: python bench/bench_emulator.py [--devices 1000] [--messages 20000]
+connections, on 2 cores. Issue 15: the resident memory of a fresh emulator after 5,000 aborted TLS
+handshakes (a ClientHello, the server's answer, then a TCP reset) stays under 200 MB (Linux only:
+read from /proc); the RSS with 4,000 idle connections (no ClientHello) open is printed too.
+Usage: python bench/bench_emulator.py [--devices 1000] [--messages 20000] [--handshakes 5000]
+[--idle 4000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
+import socket
 import ssl
+import struct
 import sys
 import tempfile
 import time
@@ -25,6 +32,7 @@ from iotcprov.emulator import mqtt_codec as mqtt  # noqa: E402
 
 TARGET_REGISTRATIONS = 100.0
 TARGET_CONNECTIONS = 1000
+TARGET_ABORTED_RSS_MB = 200.0
 
 
 class Client:
@@ -144,13 +152,95 @@ async def main_async(emu: Emulator, devices: int, messages: int) -> dict:
     }
 
 
+def resident_mb(pid: int) -> float | None:
+    """The process's resident set size in MB, or None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def client_hello(host: str) -> bytes:
+    """The bytes of a TLS ClientHello, made without a socket."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+    with contextlib.suppress(ssl.SSLWantReadError):  # it waits for the server, which is absent
+        tls.do_handshake()
+    return outgoing.read()
+
+
+async def aborted_handshakes(info: dict, count: int, parallel: int = 50) -> int:
+    """Start `count` TLS handshakes with the hub and reset each once the server has answered."""
+    hello = client_hello(info["hub"]["host"])
+    semaphore = asyncio.Semaphore(parallel)
+    aborted = 0
+
+    async def one() -> None:
+        nonlocal aborted
+        async with semaphore:
+            reader, writer = await asyncio.open_connection(info["hub"]["address"], info["hub"]["port"])
+            try:
+                writer.write(hello)
+                await asyncio.wait_for(reader.read(1), 10)  # the ServerHello: the server is mid-handshake
+            finally:
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+                writer.transport.abort()
+            aborted += 1
+
+    await asyncio.gather(*(one() for _ in range(count)))
+    return aborted
+
+
+def measure_aborted(count: int) -> dict:
+    with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
+        before = resident_mb(emu.process.pid)
+        aborted = asyncio.run(aborted_handshakes(emu.info, count))
+        deadline = time.monotonic() + 30  # the server logs each failure; wait until it has all
+        while emu.admin.stats()["counters"].get("hub.tls_failures", 0) < aborted:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        return {
+            "aborted": aborted,
+            "rss_before": before,
+            "rss_after": resident_mb(emu.process.pid),
+            "open_after": emu.admin.stats().get("open_connections"),
+        }
+
+
+def measure_idle(count: int) -> dict:
+    """RSS while `count` connections that never send a ClientHello are open, and after they close."""
+    with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
+        loop = asyncio.new_event_loop()
+        try:
+            address = (emu.info["hub"]["address"], emu.info["hub"]["port"])
+            writers = [loop.run_until_complete(asyncio.open_connection(*address))[1] for _ in range(count)]
+            loop.run_until_complete(asyncio.sleep(2))
+            held = emu.admin.stats()["open_connections"], resident_mb(emu.process.pid)
+            for writer in writers:
+                writer.transport.abort()
+            loop.run_until_complete(asyncio.sleep(2))
+        finally:
+            loop.close()
+        return {"open": held[0], "rss_held": held[1], "rss_after": resident_mb(emu.process.pid)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--handshakes", type=int, default=5000)
+    parser.add_argument("--idle", type=int, default=4000)
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = min(hard, max(soft, 2 * args.devices + 200))
+    wanted = min(hard, max(soft, 2 * args.devices + 200, args.idle + 200))
     resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))  # the emulator process inherits it
     with tempfile.TemporaryDirectory() as folder, Emulator.running(Path(folder)) as emu:
         result = asyncio.run(main_async(emu, args.devices, args.messages))
@@ -162,9 +252,25 @@ def main() -> int:
         f"telemetry messages/s        {result['telemetry_per_s']:8.1f}   "
         f"({result['telemetry_counted']} of {result['telemetry_sent']} counted, QoS 1, acked)"
     )
+    memory = measure_aborted(args.handshakes)
+    if memory["rss_after"] is None:
+        print("memory after aborted TLS handshakes: not measured (no /proc)")
+    else:
+        print(
+            f"emulator RSS after {memory['aborted']} aborted TLS handshakes {memory['rss_after']:8.1f} MB"
+            f"   target < {TARGET_ABORTED_RSS_MB:.0f} (at start {memory['rss_before']:.1f} MB;"
+            f" connections still open: {memory['open_after']})"
+        )
+    idle = measure_idle(args.idle)
+    if idle["rss_held"] is not None:
+        print(
+            f"emulator RSS with {args.idle} idle connections {idle['rss_held']:8.1f} MB"
+            f"   ({idle['open']} kept in handshake, the rest closed; {idle['rss_after']:.1f} MB after)"
+        )
     ok = (
         result["registrations_per_s"] >= TARGET_REGISTRATIONS
         and result["connections_held"] >= TARGET_CONNECTIONS
+        and (memory["rss_after"] is None or memory["rss_after"] < TARGET_ABORTED_RSS_MB)
     )
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 from iotcprov.cli import main
 from iotcprov.credentials.sas import derive_device_key
+from iotcprov.emulator import mqtt_codec as mqtt
 
 from tests.emulator import testpki
-from tests.emulator.helpers import provision_sas
+from tests.emulator.helpers import connect_hub_sas, provision_sas
 
 
 @pytest.fixture(scope="module")
@@ -152,3 +154,32 @@ def test_errors_are_one_line_with_exit_codes(data, capsys, tmp_path):
     assert code == 2 and "base64" in err and "xx" not in err.split(":", 2)[-1]
     code, _, err = run(capsys, "emulator", "--data", str(tmp_path), "devices")
     assert code == 1 and "no emulator is running" in err
+
+
+def test_telemetry_wait_waits_for_a_device_that_has_not_registered(emulator, data, capsys):
+    enrollment = emulator.admin.enroll_sas("cli-late")
+    outcome: dict = {}
+    command = threading.Thread(
+        target=lambda: outcome.update(
+            code=main(["emulator", "--data", data, "telemetry", "--device-id", "cli-late", "--wait", "20"])
+        )
+    )
+    command.start()
+    command.join(1.0)
+    assert command.is_alive(), "the command did not wait for the device"  # old behaviour: 404 at once
+    provision_sas(emulator, "cli-late", enrollment["primary_key"])
+    client, connack = connect_hub_sas(emulator, "cli-late", enrollment["primary_key"])
+    try:
+        assert connack.return_code == 0
+        client.publish("devices/cli-late/messages/events/", b'{"late": true}', qos=1)
+        assert isinstance(client.receive(), mqtt.Puback)
+    finally:
+        client.close()
+    command.join(20)
+    assert not command.is_alive() and outcome["code"] == 0
+    messages = json.loads(capsys.readouterr().out)
+    assert [m["body"] for m in messages] == ['{"late": true}']
+    code, _, err = run(
+        capsys, "emulator", "--data", data, "telemetry", "--device-id", "cli-never", "--wait", "0.3"
+    )
+    assert code == 2 and "no device 'cli-never'" in err  # still 404 once the wait ends

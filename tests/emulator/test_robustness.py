@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import struct
+import time
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from iotcprov.emulator import Emulator
 from iotcprov.emulator import mqtt_codec as mqtt
 
 from tests.emulator.helpers import dps_client, dps_username
@@ -85,3 +89,70 @@ def test_protocol_errors_are_logged(emulator):
         sock.close()
     errors = [e for e in emulator.admin.events() if e["kind"] == "protocol error"]
     assert len(errors) == before + 1 and "protocol name" in errors[-1]["reason"]
+
+
+def _client_hello(host: str) -> bytes:
+    context = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname=host)
+    with contextlib.suppress(ssl.SSLWantReadError):  # no server on the other side of the BIO
+        tls.do_handshake()
+    return outgoing.read()
+
+
+def _open_connections(emulator, expected: int, timeout: float = 10) -> int:
+    deadline = time.monotonic() + timeout
+    while (count := emulator.admin.stats()["open_connections"]) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
+def test_aborted_and_idle_handshakes_leave_no_connection_behind(emulator):
+    info = emulator.info
+    assert _open_connections(emulator, 0) == 0
+    before = emulator.admin.stats()["counters"].get("hub.tls_failures", 0)
+    hello = _client_hello(info["hub"]["host"])
+    for _ in range(300):  # ClientHello, the server's first answer, then a TCP reset
+        with socket.create_connection((info["hub"]["address"], info["hub"]["port"]), timeout=5) as sock:
+            sock.sendall(hello)
+            assert sock.recv(1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    idle = [
+        socket.create_connection((info["dps"]["address"], info["dps"]["port"]), timeout=5) for _ in range(20)
+    ]
+    try:
+        assert _open_connections(emulator, 20) == 20  # handshakes in progress are counted
+    finally:
+        for sock in idle:
+            sock.close()
+    assert _open_connections(emulator, 0) == 0
+    assert emulator.admin.stats()["counters"]["hub.tls_failures"] == before + 300
+    client = dps_client(emulator)  # and the server still serves
+    try:
+        assert (
+            client.connect("fuzz", dps_username(emulator, "fuzz"), "x").return_code
+            == mqtt.REFUSED_NOT_AUTHORIZED
+        )
+    finally:
+        client.close()
+
+
+def test_handshakes_beyond_the_limit_are_closed_at_once(tmp_path):
+    with Emulator.running(tmp_path, extra_args=["--max-handshakes", "5"]) as emulator:
+        hub = (emulator.info["hub"]["address"], emulator.info["hub"]["port"])
+        idle = [socket.create_connection(hub, timeout=5) for _ in range(5)]  # handshakes never begun
+        try:
+            assert _open_connections(emulator, 5) == 5
+            with socket.create_connection(hub, timeout=5) as extra:
+                assert extra.recv(1) == b""  # closed at once, not after the 15 s handshake timeout
+            assert emulator.admin.stats()["counters"]["hub.tls_busy"] == 1
+        finally:
+            for sock in idle:
+                sock.close()
+        assert _open_connections(emulator, 0) == 0
+        client = dps_client(emulator)  # the limit counts handshakes in progress, not connections
+        try:
+            connack = client.connect("fuzz", dps_username(emulator, "fuzz"), "x")
+            assert connack.return_code == mqtt.REFUSED_NOT_AUTHORIZED
+        finally:
+            client.close()

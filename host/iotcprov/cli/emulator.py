@@ -106,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PER_MINUTE",
         help="answer 429 above this many registrations per minute",
     )
+    start.add_argument(
+        "--max-handshakes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="TLS handshakes in progress at once; further connections are closed (default 1000)",
+    )
 
     group = command("group", "enrollment groups", None)
     group_commands = group.add_subparsers(dest="group_command", metavar="ACTION", required=True)
@@ -246,6 +253,7 @@ def _start(args: argparse.Namespace) -> int:
         args.retry_after,
         args.polls,
         args.dps_rate,
+        args.max_handshakes,
         stop_on_stdin_eof=args.stop_on_stdin_eof,
     )
     return 0

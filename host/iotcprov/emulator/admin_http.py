@@ -11,15 +11,19 @@ import re
 import urllib.parse
 from typing import Any
 
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator.control import Control, ControlError
 
 MAX_BODY = 4 * 1024 * 1024
+MAX_BODY_DEPTH = 32  # JSON nesting; deeper would exhaust the parser's recursion
+READ_TIMEOUT = 5.0  # seconds to receive a whole request; a client that stalls loses the connection
 REASONS = {
     200: "OK",
     201: "Created",
     400: "Bad Request",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
     500: "Internal Server Error",
@@ -127,9 +131,16 @@ class AdminServer:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            status, payload = await self._request(reader)
+            async with asyncio.timeout(READ_TIMEOUT):  # reading only: a method call may wait longer
+                request = await self._read(reader)
+        except TimeoutError:
+            status, payload = 408, {"error": f"request not complete within {READ_TIMEOUT:g} s"}
+        except ControlError as error:
+            status, payload = error.status, {"error": error.message}
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
             status, payload = 400, {"error": "malformed HTTP request"}
+        else:
+            status, payload = await self._dispatch(*request)
         body = json.dumps(payload).encode()
         head = (
             f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
@@ -143,7 +154,8 @@ class AdminServer:
         finally:
             writer.close()
 
-    async def _request(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+    async def _read(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
+        """(method, target, raw body) of a whole request."""
         request_line = (await reader.readuntil(b"\r\n")).decode("latin-1").strip()
         method, target, _version = request_line.split(" ", 2)
         headers = {}
@@ -152,15 +164,18 @@ class AdminServer:
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0"))
         if length > MAX_BODY:
-            return 413, {"error": "request body too large"}
+            raise ControlError(413, "request body too large")
         raw = await reader.readexactly(length) if length else b""
+        return method, target, raw
+
+    async def _dispatch(self, method: str, target: str, raw: bytes) -> tuple[int, Any]:
         url = urllib.parse.urlsplit(target)
         query = dict(urllib.parse.parse_qsl(url.query))
         path = urllib.parse.unquote(url.path.rstrip("/")) or "/"
         try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            return 400, {"error": "body: not JSON"}
+            body = jsonbody.parse(raw, MAX_BODY_DEPTH) if raw else {}
+        except jsonbody.BadJson as error:
+            return 400, {"error": f"body: {error}"}
         allowed = False
         for route_method, pattern, handler in self.routes:
             match = pattern.match(path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import re
 import secrets
@@ -17,8 +18,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from iotcprov.credentials import keys, pki
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator.faults import PARAMETERS, FaultError
-from iotcprov.emulator.hub import DeviceOffline, HubRegistry
+from iotcprov.emulator.hub import MAX_TWIN_DEPTH, DeviceOffline, HubRegistry
 from iotcprov.emulator.session import Context
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_key
@@ -75,6 +77,7 @@ class Control:
         registry: HubRegistry,
         info: dict,
         trust: Callable[[str], None],
+        open_connections: Callable[[], int] = lambda: 0,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.context = context
@@ -82,6 +85,7 @@ class Control:
         self.registry = registry
         self.info_record = info
         self.trust = trust
+        self.open_connections = open_connections
         self.now = now
         self.started = now()
         self._telemetry_changed = asyncio.Event()
@@ -279,23 +283,28 @@ class Control:
     async def telemetry(
         self, device_id: str, wait: float | None = None, limit: int = 200, after: int = 0
     ) -> list[dict]:
-        self._device_row(device_id)
+        """Stored telemetry; with `wait`, up to that long for some, even from a device that has
+        yet to register (404 only if it still has not when the wait ends)."""
         deadline = self.now() + (wait or 0)
         while True:
             self._telemetry_changed.clear()
-            messages = self.store.telemetry(device_id, limit, after)
+            registered = isinstance(device_id, str) and self.store.device(device_id) is not None
+            messages = self.store.telemetry(device_id, limit, after) if registered else []
             remaining = deadline - self.now()
             if messages or not wait or remaining <= 0:
+                if not registered:
+                    self._device_row(device_id)  # raises the 404
                 return messages
-            try:
+            # any device's telemetry wakes this up; the device must register before it sends any
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._telemetry_changed.wait(), remaining)
-            except TimeoutError:
-                return self.store.telemetry(device_id, limit, after)
 
     def set_desired(self, device_id: str, patch: Any) -> dict:
         row = self._device_row(device_id)
         if not isinstance(patch, dict):
             raise _bad("patch: give a JSON object")
+        if jsonbody.depth(patch) > MAX_TWIN_DEPTH + 1:  # + 1: the patch object itself
+            raise _bad(f"patch: objects nest at most {MAX_TWIN_DEPTH} levels in a twin")
         version = self.store.patch_twin_side(row["device_id"], "desired", patch)
         session = self.registry.session(device_id)
         delivered = bool(session and session.push_desired(patch, version))
@@ -311,20 +320,19 @@ class Control:
         session = self.registry.session(device_id)
         if session is None:
             return {"status": 404, "payload": {"message": "device is not connected"}}
-        rid = self.registry.next_rid()
         result: asyncio.Future = asyncio.get_running_loop().create_future()
-        self.registry.method_waiters[rid] = lambda status, body: (
-            result.done() or result.set_result((status, body))
+        rid = self.registry.expect_method_response(
+            row["device_id"], lambda status, body: result.done() or result.set_result((status, body))
         )
         try:
             session.start_method(command, payload, rid)
         except DeviceOffline as error:
-            self.registry.method_waiters.pop(rid, None)
+            self.registry.forget_method(row["device_id"], rid)
             return {"status": 404, "payload": {"message": str(error)}}
         try:
             status, body = await asyncio.wait_for(result, timeout)
         except TimeoutError:
-            self.registry.method_waiters.pop(rid, None)
+            self.registry.forget_method(row["device_id"], rid)
             self.context.event("hub", "method timeout", row["device_id"], command, self.now())
             return {"status": 504, "payload": {"message": f"device did not answer within {timeout} s"}}
         self.context.event("hub", "method answered", row["device_id"], f"{command} -> {status}", self.now())
@@ -391,6 +399,7 @@ class Control:
             },
             "devices": len(devices),
             "connected": len(self.registry.sessions),
+            "open_connections": self.open_connections(),  # DPS and hub, TLS handshakes included
             "registrations": sum(d["registrations"] for d in devices),
             "telemetry_stored": self.store.telemetry_count(),
             "telemetry_received": self.registry.telemetry_received,

@@ -10,6 +10,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.auth import DpsIdentity, Refusal, authenticate_dps
 from iotcprov.emulator.session import Action, Close, Context, MqttSession, Send
@@ -17,6 +18,7 @@ from iotcprov.emulator.session import Action, Close, Context, MqttSession, Send
 REGISTER_PREFIX = "$dps/registrations/PUT/iotdps-register/?"
 POLL_PREFIX = "$dps/registrations/GET/iotdps-get-operationstatus/?"
 RESPONSE_FILTERS = {"$dps/registrations/res/#"}
+MAX_REQUEST_DEPTH = 32  # the request body with its custom payload; deeper is a 400, not a crash
 
 ERROR_MESSAGES = {
     400: (400004, "The request is malformed."),
@@ -124,10 +126,11 @@ class DpsSession(MqttSession):
         assert self.identity is not None
         retry_after = self.context.config.dps_retry_after
         try:
-            request = json.loads(payload or b"{}")
-            if not isinstance(request, dict):
-                raise ValueError
-        except ValueError:
+            request = jsonbody.parse(payload or b"{}", MAX_REQUEST_DEPTH)
+        except jsonbody.BadJson as error:
+            self.event("register refused", f"body: {error}", now)
+            return 400, self._error(400, f"Body: {error}."), None
+        if not isinstance(request, dict):
             self.event("register refused", "body is not a JSON object", now)
             return 400, self._error(400, "Body is not a JSON object."), None
         requested = request.get("registrationId", self.identity.registration_id)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.parse
 from collections.abc import Callable
 
+from iotcprov.emulator import jsonbody
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.auth import HubIdentity, Refusal, authenticate_hub
 from iotcprov.emulator.session import Action, Close, Context, MqttSession, Send
@@ -17,6 +19,8 @@ METHODS_FILTER = "$iothub/methods/POST/#"
 TWIN_GET_PREFIX = "$iothub/twin/GET/?"
 REPORTED_PREFIX = "$iothub/twin/PATCH/properties/reported/?"
 METHOD_RES_PREFIX = "$iothub/methods/res/"
+MAX_TWIN_DEPTH = 10  # IoT Hub: twin property objects nest at most 10 levels below their root
+MAX_METHOD_DEPTH = 64  # an answer nested deeper is passed on as text
 
 
 class DeviceOffline(Exception):
@@ -40,8 +44,15 @@ def encode_bag(properties: dict[str, str]) -> str:
     )
 
 
+def _twin_error(message: str) -> bytes:
+    return json.dumps({"message": message}).encode()
+
+
 def _query(topic: str, prefix: str) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(topic[len(prefix) :], keep_blank_values=True))
+
+
+MethodWaiter = Callable[[int, object], None]
 
 
 class HubRegistry:
@@ -50,17 +61,25 @@ class HubRegistry:
     def __init__(self) -> None:
         self.sessions: dict[str, HubSession] = {}
         self.saved_subscriptions: dict[str, dict[str, int]] = {}
-        self.method_waiters: dict[str, Callable[[int, object], None]] = {}
+        # (device, $rid) -> waiter: only the device a call went to can answer it
+        self.method_waiters: dict[tuple[str, str], MethodWaiter] = {}
         self.telemetry_listeners: list[Callable[[str], None]] = []
         self.telemetry_received = 0
-        self._rid = 0
 
     def session(self, device_id: str) -> HubSession | None:
         return self.sessions.get(device_id.lower())
 
-    def next_rid(self) -> str:
-        self._rid += 1
-        return format(self._rid, "x")
+    def expect_method_response(self, device_id: str, waiter: MethodWaiter) -> str:
+        """A fresh random $rid for a call to `device_id`; its answer goes to `waiter`."""
+        rid = secrets.token_hex(8)  # random, so one device cannot guess another's pending call
+        self.method_waiters[(device_id.lower(), rid)] = waiter
+        return rid
+
+    def forget_method(self, device_id: str, rid: str) -> None:
+        self.method_waiters.pop((device_id.lower(), rid), None)
+
+    def take_method_waiter(self, device_id: str, rid: str) -> MethodWaiter | None:
+        return self.method_waiters.pop((device_id.lower(), rid), None)
 
     def kick_all(self, reason: str) -> int:
         sessions = list(self.sessions.values())
@@ -168,6 +187,11 @@ class HubSession(MqttSession):
         own = f"devices/{self.device}/messages/devicebound/#"
         return topic_filter in (own, TWIN_RES_FILTER, DESIRED_FILTER, METHODS_FILTER)
 
+    def filter_refusal(self, topic_filter: str) -> str:
+        if topic_filter.startswith("devices/"):  # IoT Hub: only the device's own C2D topic
+            return f"topic filter {topic_filter} is not this device's own C2D topic"
+        return super().filter_refusal(topic_filter)
+
     def on_subscribed(self, topic_filter: str, now: float) -> list[Action]:
         return self._c2d_actions() if topic_filter.endswith("/messages/devicebound/#") else []
 
@@ -195,11 +219,13 @@ class HubSession(MqttSession):
         if topic.startswith(METHOD_RES_PREFIX):
             status_text, _, query = topic[len(METHOD_RES_PREFIX) :].partition("/?")
             rid = dict(urllib.parse.parse_qsl(query)).get("$rid", "")
-            waiter = self.registry.method_waiters.pop(rid, None)
-            if waiter is not None and status_text.isdigit():
+            waiter = self.registry.take_method_waiter(self.device, rid) if status_text.isdigit() else None
+            if waiter is None:
+                self.event("method response ignored", "no call to this device is pending with that $rid", now)
+            else:
                 try:
-                    payload: object = json.loads(packet.payload) if packet.payload else None
-                except ValueError:
+                    payload = jsonbody.parse(packet.payload, MAX_METHOD_DEPTH) if packet.payload else None
+                except jsonbody.BadJson:
                     payload = packet.payload.decode("utf-8", "replace")
                 waiter(int(status_text), payload)
             return ack
@@ -212,12 +238,14 @@ class HubSession(MqttSession):
 
     def _reported_patch(self, rid: str, payload: bytes, now: float) -> list[Action]:
         try:
-            patch = json.loads(payload)
-            if not isinstance(patch, dict):
-                raise ValueError
-        except ValueError:
-            body = json.dumps({"message": "reported patch is not a JSON object"}).encode()
-            return self._reply(f"$iothub/twin/res/400/?$rid={rid}", body)
+            patch = jsonbody.parse(payload, MAX_TWIN_DEPTH + 1)  # + 1: the patch object itself
+        except jsonbody.BadJson as error:
+            self.event("reported patch refused", str(error), now)
+            return self._reply(f"$iothub/twin/res/400/?$rid={rid}", _twin_error(f"reported patch: {error}"))
+        if not isinstance(patch, dict):
+            return self._reply(
+                f"$iothub/twin/res/400/?$rid={rid}", _twin_error("reported patch is not a JSON object")
+            )
         version = self.context.store.patch_twin_side(self.device, "reported", patch)
         return self._reply(f"$iothub/twin/res/204/?$rid={rid}&$version={version}", b"")
 

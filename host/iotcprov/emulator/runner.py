@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from iotcprov.emulator.server import EmulatorServer, Endpoint
+from iotcprov.emulator.server import MAX_HANDSHAKES, EmulatorServer, Endpoint
 from iotcprov.emulator.session import Config
 from iotcprov.errors import InputError
 
@@ -26,6 +26,7 @@ def serve(
     retry_after: int = 1,
     polls_before_assigned: int = 0,
     rate_per_minute: int | None = None,
+    max_handshakes: int | None = None,
     on_ready: Callable[[dict], None] | None = None,
     stop_on_stdin_eof: bool = False,
 ) -> None:
@@ -35,6 +36,9 @@ def serve(
             raise InputError(f"{field}: must be 0 or more")
     if rate_per_minute is not None and rate_per_minute < 1:
         raise InputError(f"--dps-rate: {rate_per_minute} is not a positive number of registrations")
+    max_handshakes = MAX_HANDSHAKES if max_handshakes is None else max_handshakes
+    if max_handshakes < 1:
+        raise InputError(f"--max-handshakes: {max_handshakes} is not a positive number")
     config = Config(
         hub_name=hub_name,
         dps_retry_after=retry_after,
@@ -48,6 +52,7 @@ def serve(
         Endpoint.parse(admin, "--admin"),
         extra_names,
         config,
+        max_handshakes,
     )
     asyncio.run(_main(server, on_ready or _print_line, stop_on_stdin_eof))
 
@@ -66,8 +71,6 @@ def _watch_stdin(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
 async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_on_stdin_eof: bool) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    if stop_on_stdin_eof:
-        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     for signum in (signal.SIGINT, signal.SIGTERM):
         # Windows has no signal handlers in asyncio: Ctrl-C arrives as KeyboardInterrupt there
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -77,6 +80,10 @@ async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_o
     except BaseException:
         server.store.close()
         raise
+    if stop_on_stdin_eof:
+        # only once started: a thread blocked on stdin at exit aborts the interpreter, and the
+        # abort's message would replace the refusal as the last line of the log
+        threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
     on_ready(info)
     try:
         await stop.wait()

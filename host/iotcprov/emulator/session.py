@@ -19,6 +19,7 @@ from iotcprov.emulator.store import Store
 
 KEEP_ALIVE_FACTOR = 1.5
 CONNECT_TIMEOUT = 30.0  # seconds from TCP accept to CONNECT
+MAX_LOGGED_FILTER = 200  # characters of a refused topic filter kept in the event log
 
 
 @dataclass
@@ -176,7 +177,12 @@ class MqttSession:
                 after += self.on_subscribed(topic_filter, now)
             else:
                 codes.append(mqtt.SUBACK_FAILURE)
+                self.event("subscribe refused", self.filter_refusal(topic_filter[:MAX_LOGGED_FILTER]), now)
         return [Send(mqtt.Suback(packet.packet_id, codes)), *after]
+
+    def filter_refusal(self, topic_filter: str) -> str:
+        """Why a topic filter is refused, for the event log."""
+        return f"topic filter {topic_filter} is not one a device may subscribe to"
 
     def subscribed_qos(self, topic: str) -> int | None:
         """The QoS of the subscription matching `topic`, None when nothing matches."""

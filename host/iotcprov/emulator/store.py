@@ -184,6 +184,15 @@ class Store:
             (now, reason, device_id),
         )
 
+    def reset_connections(self, reason: str, now: float) -> int:
+        """Mark every device disconnected (at start-up); returns how many were marked connected."""
+        cursor = self.db.execute(
+            "UPDATE devices SET connected = 0, last_disconnected = ?, disconnect_reason = ?"
+            " WHERE connected = 1",
+            (now, reason),
+        )
+        return cursor.rowcount
+
     def twin(self, device_id: str) -> dict:
         row = self.device(device_id) or {}
         desired = json.loads(row.get("desired") or "{}")

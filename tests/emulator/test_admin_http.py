@@ -1,0 +1,69 @@
+"""The admin HTTP API against slow or stalled clients: a partial request does not hold a connection."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.parse
+
+import pytest
+from iotcprov.emulator.admin_http import READ_TIMEOUT
+from iotcprov.errors import InputError
+
+from tests.emulator.helpers import provision_sas
+
+
+def _admin_socket(emulator) -> socket.socket:
+    url = urllib.parse.urlsplit(emulator.info["admin_url"])
+    return socket.create_connection((url.hostname, url.port), timeout=READ_TIMEOUT + 10)
+
+
+def _read_to_close(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (socket timeout bounds the wait)."""
+    received = b""
+    while chunk := sock.recv(4096):
+        received += chunk
+    return received
+
+
+def test_partial_request_is_closed_and_others_are_served(emulator):
+    stalled = _admin_socket(emulator)
+    try:
+        stalled.sendall(b"GET /info HTTP/1.1\r\nHost: emulator\r\n")  # headers never finished
+        started = time.monotonic()
+        assert emulator.admin.info()["id_scope"]  # served while the partial request waits
+        answer = _read_to_close(stalled)
+        waited = time.monotonic() - started
+    finally:
+        stalled.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert READ_TIMEOUT - 1 < waited < READ_TIMEOUT + 5
+    assert emulator.admin.stats()["devices"] >= 0  # and still serving afterwards
+
+
+def test_deeply_nested_bodies_are_answered_400(emulator):
+    nested = json.loads("[" * 40 + "]" * 40)
+    with pytest.raises(InputError, match="nested deeper"):
+        emulator.admin.request("POST", "/faults", {"kind": "outage", "seconds": nested})
+    deep = "[" * 100_000 + "]" * 100_000  # past the interpreter's recursion limit
+    body = ('{"a": ' + deep + "}").encode()
+    sock = _admin_socket(emulator)
+    try:
+        head = b"PATCH /devices/x/twin/desired HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+        sock.sendall(head + body)
+        answer = _read_to_close(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"nested deeper" in answer
+
+
+def test_desired_patch_deeper_than_a_twin_allows_is_refused(emulator):
+    enrollment = emulator.admin.enroll_sas("admin-deep")
+    provision_sas(emulator, "admin-deep", enrollment["primary_key"])
+    patch: dict = {"leaf": 1}
+    for _ in range(10):
+        patch = {"n": patch}
+    assert emulator.admin.set_desired("admin-deep", patch)["$version"] == 2  # 10 levels below the root
+    with pytest.raises(InputError, match="at most 10 levels"):
+        emulator.admin.set_desired("admin-deep", {"n": patch})
