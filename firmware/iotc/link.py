@@ -124,10 +124,13 @@ class Link(MQTTClient):
         pid = self.next_pid()
         self.sock.write(packet(0x82, struct.pack("!H", pid) + field(utf8(topic)) + bytes((qos,))))
         while True:  # PUBLISHes that come first go to the callback, as in umqtt's own wait
-            if self.wait_msg() == 0x90:
+            op = self.wait_msg()
+            if op == 0x90:
                 ack = self.sock.read(4)  # remaining length (2 + one code), packet id, code
                 if (ack[1] << 8 | ack[2]) == pid:
                     break
+            elif op is not None and op & 0xF0 != 0x30:
+                self.sock.read(self.sock.read(1)[0])  # another acknowledgement: skip its body
         if ack[3] == 0x80:
             raise MQTTException(0x80)
         self.count(1, 1)
