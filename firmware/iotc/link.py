@@ -32,27 +32,6 @@ def describe(error):
     return type(error).__name__
 
 
-def utf8(text):
-    return text.encode() if isinstance(text, str) else text
-
-
-def field(data):
-    """An MQTT string or binary field: 2-byte length, then the bytes."""
-    return struct.pack("!H", len(data)) + data
-
-
-def packet(first, body):
-    """A whole MQTT packet: the first byte, the variable-length remaining length, the body."""
-    head = bytearray((first,))
-    size = len(body)
-    while True:
-        byte = size & 0x7F
-        size >>= 7
-        head.append(byte | 0x80 if size else byte)
-        if not size:
-            return head + body
-
-
 class Link(MQTTClient):
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.
     Errors are umqtt's: OSError (socket, TLS, timeout), MQTTException(code), IndexError.
@@ -64,7 +43,7 @@ class Link(MQTTClient):
 
     def __init__(self, host, port, client_id, user, password, ctx, on_message, keepalive, timeout_s):
         MQTTClient.__init__(
-            self, utf8(client_id), host, port=port, user=utf8(user), password=utf8(password),
+            self, client_id.encode(), host, port=port, user=user.encode(), password=password.encode(),
             keepalive=keepalive, ssl=ctx,
         )  # fmt: skip
         self.limit_ms = timeout_s * 1000
@@ -94,8 +73,10 @@ class Link(MQTTClient):
             self.sock.connect(socket.getaddrinfo(self.server, self.port)[0][-1])
             self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
             flags = 0xC0 | (2 if clean_session else 0)  # user name and password; clean session
-            body = field(b"MQTT") + bytes((4, flags)) + struct.pack("!H", self.keepalive)
-            self.sock.write(packet(0x10, body + field(self.client_id) + field(self.user) + field(self.pswd)))
+            body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", self.keepalive)
+            for data in (self.client_id, self.user, self.pswd):
+                body += struct.pack("!H", len(data)) + data
+            self.write(0x10, body)
             body = None
             if not self.readable(timeout_s * 1000):
                 raise OSError(errno.ETIMEDOUT)
@@ -109,9 +90,18 @@ class Link(MQTTClient):
         self.count(1, 1)
         return ack[2] & 1
 
-    def next_pid(self):
-        self.pid = self.pid % 65535 + 1  # 1..65535: 0 is not a packet id
-        return self.pid
+    def write(self, kind, msg):
+        """Send one whole MQTT packet: its first byte `kind`, the variable-length remaining
+        length, the body `msg`."""
+        head = bytearray((kind,))
+        size = len(msg)
+        while True:
+            byte = size & 0x7F
+            size >>= 7
+            head.append(byte | 0x80 if size else byte)
+            if not size:
+                break
+        self.sock.write(head + msg)
 
     def count(self, sent, received):
         Link.packets_out += sent
@@ -121,8 +111,10 @@ class Link(MQTTClient):
             self.last_rx = self.last_tx
 
     def subscribe(self, topic, qos=1):
-        pid = self.next_pid()
-        self.sock.write(packet(0x82, struct.pack("!H", pid) + field(utf8(topic)) + bytes((qos,))))
+        if isinstance(topic, str):
+            topic = topic.encode()
+        self.pid = pid = self.pid % 65535 + 1  # 1..65535: 0 is not a packet id
+        self.write(0x82, struct.pack("!H", pid) + struct.pack("!H", len(topic)) + topic + bytes((qos,)))
         while True:  # PUBLISHes that come first go to the callback, as in umqtt's own wait
             op = self.wait_msg()
             if op == 0x90:
@@ -138,7 +130,11 @@ class Link(MQTTClient):
     def publish(self, topic, payload, qos=0):
         if qos and self.pid >= 65535:
             self.pid = 0  # umqtt adds one before it uses the id
-        MQTTClient.publish(self, utf8(topic), utf8(payload), qos=qos)
+        if isinstance(topic, str):
+            topic = topic.encode()
+        if isinstance(payload, str):
+            payload = payload.encode()
+        MQTTClient.publish(self, topic, payload, qos=qos)
         self.count(1, qos)
 
     def ping(self):
