@@ -1,5 +1,6 @@
 """Firmware tests: the pure core imports on CPython from firmware/ (as `iotc`)."""
 
+import os
 import sys
 
 import pytest
@@ -19,12 +20,18 @@ def micropython() -> str:
 
 
 # The releases the end-to-end suites run on: the oldest and the newest the field has
-# (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`;
-# every virtual board its tests start then claims that release.
+# (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`
+# and lets its emulator fixture take `release` too: each release then gets its own emulator (the
+# tests reuse device and group names) and every virtual board started meanwhile claims it.
 E2E_RELEASES = (OLDEST, NEWEST)
 
 
-@pytest.fixture(params=E2E_RELEASES, ids=lambda release: "v" + release)
-def release(request, monkeypatch) -> str:
-    monkeypatch.setenv(RELEASE_ENV, request.param)
-    return request.param
+@pytest.fixture(scope="module", params=E2E_RELEASES, ids=lambda release: "v" + release)
+def release(request):
+    previous = os.environ.get(RELEASE_ENV)
+    os.environ[RELEASE_ENV] = request.param
+    yield request.param
+    if previous is None:
+        os.environ.pop(RELEASE_ENV, None)
+    else:
+        os.environ[RELEASE_ENV] = previous
