@@ -143,3 +143,41 @@ def test_a_wrong_database_is_bad_input(postgres_server):
         open_manifest(postgres_server.database_uri("no_such_db"))
     with pytest.raises(InputError, match="holds no factory manifest yet"):
         open_manifest(postgres_server.new_database(), must_exist=True)
+
+
+def test_a_run_with_another_group_key_is_refused_before_any_board(manifest_location, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.factory.conftest import cli_env
+
+    with open_manifest(manifest_location) as manifest:
+        manifest.bind_settings(id_scope="0ne00ABCDEF", auth="sas", credential=GroupKeySource(KEY_A).binding())
+    run = subprocess.run(
+        [
+            sys.executable, "-m", "iotcprov", "factory", "run", "--prefix", "d-", "--count", "2",
+            "--ports", str(tmp_path / "no-board"), "--id-scope", "0ne00ABCDEF", "--plain",
+        ],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env=cli_env(IOTCPROV_GROUP_KEY=KEY_B, IOTCPROV_MANIFEST=manifest_location),
+    )  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "--group-key/--ca-cert: the manifest" in run.stderr and "'group key sha256:" in run.stderr
+    assert KEY_A not in run.stdout + run.stderr and KEY_B not in run.stdout + run.stderr
+    with open_manifest(manifest_location) as manifest:
+        assert manifest.counts().total == 0  # nothing was added: refused before the IDs
+
+
+def test_a_dropped_connection_is_reopened_and_the_step_retried(postgres_server):
+    import psycopg
+
+    location = postgres_server.new_database()
+    with open_manifest(location, station="s") as manifest:
+        manifest.add_devices(generate_range("d-", 1, 2))
+        first = manifest._connection.info.backend_pid
+        with psycopg.connect(location, autocommit=True) as admin:  # the network drops this session
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        record = manifest.claim("board-1", "p", "r")
+        assert (record.device_id, record.attempts, record.station) == ("d-1", 1, "s")
+        assert manifest._connection.info.backend_pid != first
+        assert manifest.claim("board-1", "p", "r").attempts == 2  # one claim, not two
