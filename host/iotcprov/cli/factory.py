@@ -302,7 +302,8 @@ def run_factory(args: argparse.Namespace) -> int:
         print(json.dumps({"event": "summary", **summary.as_dict()}))
     else:
         _print_summary(console, summary)
-    return 0 if summary.complete and not summary.failures else 1
+    through = summary.complete or summary.station_complete
+    return 0 if through and not summary.failures else 1
 
 
 def _print_summary(console: Console, summary: RunSummary) -> None:

@@ -29,8 +29,10 @@ from iotcprov.factory.audit import AuditLog, check_audit_path, default_audit_pat
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.manifest import (
+    CLAIMED,
     DEFAULT_CLAIM_TIMEOUT,
     DONE,
+    FAILED,
     Counts,
     Manifest,
     Released,
@@ -81,6 +83,7 @@ class RunSummary:
     interrupted: bool = False
     station: str = ""
     released: list[Released] = field(default_factory=list)  # stale claims given up at this run
+    held_here: int = 0  # unfinished IDs (claimed, failed) whose last station is this one
 
     def count(self, result: str) -> int:
         return sum(1 for _, outcome in self.outcomes if outcome.result == result)
@@ -94,6 +97,12 @@ class RunSummary:
         """Every ID in the manifest is done."""
         return self.after.total > 0 and self.after.done == self.after.total
 
+    @property
+    def station_complete(self) -> bool:
+        """No ID left to hand out, and none unfinished at this station (others may be finishing
+        theirs: a station of a multi-station line is through when its own boards are)."""
+        return self.after.total > 0 and self.after.pending == 0 and self.held_here == 0
+
     def as_dict(self) -> dict:
         return {
             "run_id": self.run_id,
@@ -106,6 +115,7 @@ class RunSummary:
             "no_ids": self.count(ev.NO_IDS),
             "interrupted": self.interrupted,
             "complete": self.complete,
+            "station_complete": self.station_complete,
             "manifest_counts": self.after.__dict__,
             "released": [r.as_fields() for r in self.released],
             "failures": [
@@ -239,9 +249,13 @@ class FactoryLine:
             raise
         finally:
             after = self.manifest.counts()
+            station = self.manifest.station
+            held_here = sum(
+                1 for status in (CLAIMED, FAILED) for _ in self.manifest.records(status, station=station)
+            )
             summary = RunSummary(
                 self.run_id, self.manifest.location, self.audit.path, before, after, list(self._outcomes),
-                interrupted or self.stop.is_set(), self.manifest.station, list(self._released),
+                interrupted or self.stop.is_set(), station, list(self._released), held_here,
             )  # fmt: skip
             outcome = {key: value for key, value in summary.as_dict().items() if key not in ("failures",)}
             self.manifest.end_run(self.run_id, outcome)
