@@ -374,7 +374,7 @@ def run_release(args: argparse.Namespace) -> int:
             try:
                 for item in released:
                     audit.write(
-                        ev.RELEASED, station=manifest.station, port=item.record.port,
+                        ev.RELEASED, station=manifest.station,
                         reason=f"factory release --station {args.station}", **item.as_fields(),
                     )  # fmt: skip
             finally:

@@ -137,6 +137,7 @@ class Released:
             "device": self.record.device_id,
             "board": self.record.board_id,
             "held_by": self.record.station,
+            "held_port": self.record.port,
             "stage": self.record.stage,
             "last_change": self.record.updated_at,
             "action": "reissued" if self.reissued else "kept by its board (resumes with it)",

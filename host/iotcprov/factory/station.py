@@ -89,7 +89,8 @@ class BoardWork:
         released = self.manifest.release(older_than=self.claim_timeout)
         for item in released:
             reason = f"no change for {self.claim_timeout:g} s (--claim-timeout)"
-            self.emit(ev.RELEASED, item.record.port, reason=reason, **item.as_fields())
+            # no port: the claim's port may be on another station's PC, not a row of this view
+            self.emit(ev.RELEASED, None, reason=reason, **item.as_fields())
             if self.on_released is not None:
                 self.on_released(item)
         return released
