@@ -125,14 +125,16 @@ def _sigint_as_at_a_terminal() -> None:
 class FactoryProcess:
     """`iotcprov factory run ...` as a subprocess, its plain output read line by line."""
 
-    def __init__(self, args: list[str], env: dict) -> None:
+    def __init__(self, args: list[str], env: dict, events: queue.Queue | None = None, name: str = "") -> None:
+        """`events` may be shared by several processes: each ends with ("exit", None, name)."""
+        self.name = name
         self.process = subprocess.Popen(
             [sys.executable, "-m", "iotcprov", "factory", "run", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
             preexec_fn=_sigint_as_at_a_terminal,
         )  # fmt: skip
         self.lines: list[str] = []
-        self.events: queue.Queue = queue.Queue()
+        self.events: queue.Queue = events if events is not None else queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.stderr = ""
@@ -144,7 +146,7 @@ class FactoryProcess:
             match = PLAIN_LINE.match(line)
             if match:
                 self.events.put((match["event"], match["port"], match["rest"] or ""))
-        self.events.put(("exit", None, ""))
+        self.events.put(("exit", None, self.name))
 
     def wait(self, timeout: float) -> int:
         code = self.process.wait(timeout)

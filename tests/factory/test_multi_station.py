@@ -4,7 +4,8 @@ claim is released (`iotcprov factory release`) and the ID reissued. Plus a claim
 20 stations x 500 claims, no ID twice.
 
 The stations are claim-only (tests/factory/claim_station.py): the manifest sees exactly what a
-real station does; the "board" is a file holding the identity it was given.
+real station does; the "board" is a file holding the identity it was given. The same scenario
+with `factory run` and virtual boards: test_multi_station_boards.py.
 """
 
 import signal
