@@ -4,6 +4,7 @@ credential source and the schema version bind the manifest, connection trouble i
 
 import base64
 import sqlite3
+from pathlib import Path
 
 import pytest
 from iotcprov.errors import InputError, OperationError
@@ -181,3 +182,59 @@ def test_a_dropped_connection_is_reopened_and_the_step_retried(postgres_server):
         assert (record.device_id, record.attempts, record.station) == ("d-1", 1, "s")
         assert manifest._connection.info.backend_pid != first
         assert manifest.claim("board-1", "p", "r").attempts == 2  # one claim, not two
+
+
+def test_a_wrong_password_is_bad_input_and_the_minimal_role_suffices(postgres_server, tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    from tests.factory.conftest import cli_env
+
+    location = postgres_server.new_database()
+    open_manifest(location).close()  # the owner creates the tables
+    database = location.split("/")[3].split("?")[0]
+    with psycopg.connect(location, autocommit=True) as owner:  # the minimal rights of docs/factory.md
+        owner.execute("CREATE ROLE pw_station LOGIN PASSWORD 'right-horse-battery'")
+        owner.execute(f"GRANT CONNECT ON DATABASE {database} TO pw_station")
+        owner.execute("GRANT USAGE ON SCHEMA public TO pw_station")
+        owner.execute("GRANT SELECT, INSERT, UPDATE ON meta, devices, runs TO pw_station")
+    with psycopg.connect(postgres_server.uri, autocommit=True) as admin:
+        hba = Path(admin.execute("SHOW hba_file").fetchone()[0])
+        hba.write_text(f"local {database} pw_station scram-sha-256\n" + hba.read_text())
+        admin.execute("SELECT pg_reload_conf()")
+    socket = location.split("host=")[1]
+    wrong = f"postgresql://pw_station:wrong-staple@/{database}?host={socket}"
+    deadline = time.monotonic() + 10
+    while True:  # the server applies the reloaded rules to new connections once it has read them
+        try:
+            psycopg.connect(wrong).close()
+        except psycopg.OperationalError as error:
+            if "password authentication failed" in str(error):
+                break
+        assert time.monotonic() < deadline, "the server never asked pw_station for its password"
+    with pytest.raises(InputError) as refused:
+        open_manifest(wrong)
+    message = str(refused.value)
+    assert "wrong-staple" not in message and "pw_station:***@" in message
+    assert "password authentication failed" in message and "check the user, password and database" in message
+    report = subprocess.run(
+        [sys.executable, "-m", "iotcprov", "factory", "report", "--manifest", wrong],
+        capture_output=True, text=True, timeout=60, env=cli_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert report.returncode == 2 and "wrong-staple" not in report.stdout + report.stderr
+    assert len(report.stderr.strip().splitlines()) == 1  # one clear line
+    right = wrong.replace("wrong-staple", "right-horse-battery")
+    with open_manifest(right, station="minimal") as manifest:  # a whole station's work, no more rights
+        manifest.bind_settings(id_scope="0ne00ABCDEF", auth="sas", credential=GroupKeySource(KEY_A).binding())
+        manifest.add_devices(generate_range("d-", 1, 2))
+        run = manifest.start_run({})
+        manifest.claim("board-1", "p", run)
+        manifest.update("d-1", "board-1", stage="provision")
+        manifest.finish("d-1", "board-1", fingerprint="sha256:00", firmware_version="1")
+        manifest.claim("board-2", "p", run)
+        assert [r.record.device_id for r in manifest.release(station="minimal")] == ["d-2"]
+        manifest.end_run(run, {})
+        assert (manifest.counts().done, manifest.counts().pending) == (1, 1)

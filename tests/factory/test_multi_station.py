@@ -126,8 +126,8 @@ def test_a_killed_stations_claim_released_is_reissued_never_on_two_boards(manife
 STRESS_STATIONS, STRESS_CLAIMS = 20, 500
 
 
-def test_stress_20_stations_500_claims_each_no_duplicates(postgres_server, tmp_path):
-    location = postgres_server.new_database()
+def test_stress_20_stations_500_claims_each_no_duplicates(manifest_location, tmp_path):
+    location = manifest_location
     ids = STRESS_STATIONS * STRESS_CLAIMS
     with open_manifest(location) as manifest:
         manifest.add_devices(generate_range("s-", 1, ids))
@@ -141,4 +141,3 @@ def test_stress_20_stations_500_claims_each_no_duplicates(postgres_server, tmp_p
         assert station.finish(timeout=600) == [f"exit {STRESS_CLAIMS}"]
     records = check_every_id_on_exactly_one_board(location, boards_dir, ids)
     assert len({r.board_id for r in records.values()}) == ids
-
