@@ -14,6 +14,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from iotcprov.factory.audit import read_audit
 from iotcprov.factory.devices import generate_range
 from iotcprov.factory.manifest import is_postgres, open_manifest
@@ -126,6 +127,7 @@ def test_a_killed_stations_claim_released_is_reissued_never_on_two_boards(manife
 STRESS_STATIONS, STRESS_CLAIMS = 20, 500
 
 
+@pytest.mark.slow
 def test_stress_20_stations_500_claims_each_no_duplicates(manifest_location, tmp_path):
     location = manifest_location
     ids = STRESS_STATIONS * STRESS_CLAIMS
