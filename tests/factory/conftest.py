@@ -10,9 +10,11 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -123,14 +125,16 @@ def _sigint_as_at_a_terminal() -> None:
 class FactoryProcess:
     """`iotcprov factory run ...` as a subprocess, its plain output read line by line."""
 
-    def __init__(self, args: list[str], env: dict) -> None:
+    def __init__(self, args: list[str], env: dict, events: queue.Queue | None = None, name: str = "") -> None:
+        """`events` may be shared by several processes: each ends with ("exit", None, name)."""
+        self.name = name
         self.process = subprocess.Popen(
             [sys.executable, "-m", "iotcprov", "factory", "run", *args],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env,
             preexec_fn=_sigint_as_at_a_terminal,
         )  # fmt: skip
         self.lines: list[str] = []
-        self.events: queue.Queue = queue.Queue()
+        self.events: queue.Queue = events if events is not None else queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.stderr = ""
@@ -142,7 +146,7 @@ class FactoryProcess:
             match = PLAIN_LINE.match(line)
             if match:
                 self.events.put((match["event"], match["port"], match["rest"] or ""))
-        self.events.put(("exit", None, ""))
+        self.events.put(("exit", None, self.name))
 
     def wait(self, timeout: float) -> int:
         code = self.process.wait(timeout)
@@ -159,3 +163,80 @@ class FactoryProcess:
 def field(rest: str, name: str) -> str | None:
     match = re.search(rf"(?:^| ){name}=(\S+)", rest)
     return match[1] if match else None
+
+
+# --- manifest back-ends: the same tests run against SQLite and a real PostgreSQL ------------------------
+
+
+class PostgresServer:
+    """A PostgreSQL server this test session started; each test gets a database of its own."""
+
+    def __init__(self, uri: str, stop) -> None:
+        self.uri = uri  # postgresql://user:@/postgres?host=/socket/dir
+        self.stop = stop
+
+    def database_uri(self, name: str) -> str:
+        return self.uri.replace("/postgres?", f"/{name}?", 1)
+
+    def new_database(self) -> str:
+        import uuid
+
+        import psycopg
+
+        name = "m_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(self.uri, autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {name}")
+        return self.database_uri(name)
+
+
+def _start_postgres(folder: Path) -> PostgresServer:
+    """pgserver (PyPI: a bundled PostgreSQL), else a system `postgres` when not root; else skip."""
+    pytest.importorskip("psycopg", reason="PostgreSQL manifest tests need psycopg: pip install -e '.[test]'")
+    problems = []
+    try:
+        import pgserver
+
+        # pgserver runs the server as an unprivileged user when we are root: its data folder must
+        # be reachable by it (pytest's own tmp folders are 0700)
+        data = Path(tempfile.mkdtemp(prefix="iotcprov-pg-"))
+        data.chmod(0o755)
+        server = pgserver.get_server(data, cleanup_mode="stop")
+
+        def stop() -> None:
+            server.cleanup()
+            shutil.rmtree(data, ignore_errors=True)
+
+        return PostgresServer(server.get_uri(), stop)
+    except Exception as error:  # any reason pgserver cannot start here: try a system postgres
+        problems.append(
+            f"pgserver: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+        )
+    if shutil.which("pg_ctl") and shutil.which("initdb") and os.geteuid() != 0:
+        data, sockets = folder / "sysdata", folder / "sockets"
+        sockets.mkdir()
+        subprocess.run(
+            ["initdb", "-D", str(data), "-U", "postgres", "-A", "trust"], check=True, capture_output=True
+        )
+        subprocess.run(
+            ["pg_ctl", "-D", str(data), "-w", "-o", f"-k {sockets} -c listen_addresses=''", "start"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        stop = lambda: subprocess.run(["pg_ctl", "-D", str(data), "-m", "fast", "stop"], capture_output=True)  # noqa: E731
+        return PostgresServer(f"postgresql://postgres:@/postgres?host={sockets}", stop)
+    problems.append("no system postgres usable (pg_ctl/initdb missing, or running as root)")
+    pytest.skip("no PostgreSQL could start for the manifest tests: " + "; ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    server = _start_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def manifest_location(request, tmp_path) -> str:
+    """Where a new, empty manifest goes: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "line.sqlite")
+    return request.getfixturevalue("postgres_server").new_database()

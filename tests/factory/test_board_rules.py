@@ -20,7 +20,7 @@ from iotcprov.factory.credentials import GroupKeySource
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.line import PortList, run_line
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 
 from tests.factory.conftest import FactoryProcess, board_identity, cli_env
 
@@ -66,7 +66,7 @@ def test_a_board_in_the_manifest_is_skipped_or_reprovisioned_with_its_own_id(sta
 
     summary, events = run(board, manifest, ["a", "b"], reprovision=True)
     assert names(events) == [ev.CLAIMED, ev.DONE] and events[-1].get("device") == "a"
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         a, b = opened.records()
     assert (a.status, a.attempts, b.status, b.board_id) == ("done", 2, "pending", None)
     assert board_identity(board)["device_id"] == "a"
@@ -88,7 +88,7 @@ def test_a_board_holding_another_identity_needs_replace(stations_factory, tmp_pa
     failure = events[-1]
     assert failure.get("stage") == "check" and "holds device 'from-elsewhere'" in failure.get("error")
     assert "--replace" in failure.get("error")
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         assert opened.records()[0].status == "pending"  # no ID was bound to a board that failed its check
     assert board_identity(board)["device_id"] == "from-elsewhere"
 
@@ -217,7 +217,7 @@ def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
             break
     assert factory.wait(30) == 1, factory.output()
     assert "stopping" in factory.output() and "this run: 1 done" in factory.output()
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
         assert opened.runs()[0]["ended_at"]
     assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"

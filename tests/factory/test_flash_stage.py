@@ -12,7 +12,7 @@ from iotcprov.factory.credentials import GroupKeySource
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob, FlashStep
 from iotcprov.factory.line import PortList, run_line
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 
 from tests.board.conftest import make_esp_image, rom_loader  # noqa: F401 - the fixture
 
@@ -45,6 +45,6 @@ def test_flash_then_wait_for_micropython(rom_loader, tmp_path):  # noqa: F811
     assert port == rom_loader.url and failure.stage == "connect" and failure.device_id is None
     assert "does not answer as a MicroPython board" in failure.error
     assert rom_loader.read_flash(FIRMWARE_OFFSET, len(image)) == image
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         assert [(r.status, r.board_id) for r in opened.records()] == [("pending", None)]
     assert [e["stage"] for e in read_audit(tmp_path / "m.audit.jsonl") if e["event"] == "stage"] == stages

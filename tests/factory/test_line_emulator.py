@@ -30,7 +30,7 @@ from iotcprov.factory.devices import read_devices
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.labels import label_payload, label_png
 from iotcprov.factory.line import Watch, run_line
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 from iotcprov.factory.report import report_csv
 from iotcprov.factory.view import PlainView
 from rich.console import Console
@@ -132,7 +132,7 @@ def test_sas_four_boards_twelve_ids_from_csv(emulator, stations_factory, tmp_pat
     # each ID on exactly one board, and the manifest says which
     holder = each_id_on_exactly_one_board(stations.used, device_ids)
     assert len(stations.used) == IDS
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         records = {r.device_id: r for r in opened.records()}
         runs = opened.runs()
     assert sorted(records) == device_ids and len(runs) == 1 and runs[0]["ended_at"]
@@ -266,7 +266,7 @@ def test_x509_watch_mode_issues_a_leaf_per_device(emulator, stations_factory, tm
     audit = read_audit(tmp_path / "x509.audit.jsonl")
     issued = {e["device"]: e["thumbprint"] for e in audit if e["event"] == "issued"}
     assert sorted(issued) == device_ids
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         records = {r.device_id: r for r in opened.records()}
     leaf_keys = {}
     for device_id, board in holder.items():

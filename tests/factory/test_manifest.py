@@ -1,5 +1,8 @@
 """The manifest: claims are transactions (threads and processes never get the same ID), a claim
-stays with its board, and a rerun's settings must match the first run's."""
+stays with its board, and a rerun's settings must match the first run's.
+
+Every test taking `manifest_location` runs against both back-ends: a SQLite file and a real
+PostgreSQL database (conftest.py starts the server)."""
 
 import multiprocessing
 import sqlite3
@@ -9,7 +12,7 @@ import time
 import pytest
 from iotcprov.errors import InputError, OperationError
 from iotcprov.factory.devices import DeviceEntry, generate_range
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 
 IDS = 120
 
@@ -17,7 +20,7 @@ IDS = 120
 def _claim_all(path: str, worker: str, run_id: str, ready=None, go=None) -> list[tuple[str, str]]:
     """Claim with a new board each time until no ID is left; [(device ID, board ID)]."""
     got = []
-    with Manifest(path) as manifest:
+    with open_manifest(path, station=worker) as manifest:
         if ready is not None:
             ready.put(worker)
             go.wait(60)
@@ -36,9 +39,9 @@ def _claim_in_process(path: str, worker: str, ready, go, results) -> None:
     results.put((worker, _claim_all(path, worker, worker, ready, go)))
 
 
-def test_threads_and_processes_never_get_the_same_id(tmp_path):
-    path = tmp_path / "line.sqlite"
-    with Manifest(path) as manifest:
+def test_threads_and_processes_never_get_the_same_id(manifest_location):
+    path = manifest_location
+    with open_manifest(path) as manifest:
         manifest.add_devices(generate_range("dev-", 1, IDS))
     context = multiprocessing.get_context("spawn")
     results, ready, go = context.Queue(), context.Queue(), context.Event()
@@ -71,14 +74,14 @@ def test_threads_and_processes_never_get_the_same_id(tmp_path):
         assert process.exitcode == 0
     device_ids = [device for device, _ in claimed]
     assert sorted(device_ids) == sorted(f"dev-{n:03d}" for n in range(1, IDS + 1))  # each exactly once
-    with Manifest(path) as manifest:
+    with open_manifest(path) as manifest:
         records = manifest.records()
     assert all(r.status == "done" for r in records)
     assert {r.device_id: r.board_id for r in records} == dict(claimed)
 
 
-def test_a_claim_stays_with_its_board(tmp_path):
-    with Manifest(tmp_path / "m.sqlite") as manifest:
+def test_a_claim_stays_with_its_board(manifest_location):
+    with open_manifest(manifest_location) as manifest:
         manifest.add_devices([DeviceEntry("a"), DeviceEntry("b"), DeviceEntry("c")])
         first = manifest.claim("board-1", "p1", "run1")
         assert (first.device_id, first.status, first.attempts) == ("a", "claimed", 1)
@@ -100,21 +103,43 @@ def test_a_claim_stays_with_its_board(tmp_path):
         assert (counts.pending, counts.claimed, counts.done, counts.total) == (0, 3, 0, 3)
 
 
-def test_one_row_per_board_and_no_board_on_a_pending_row(tmp_path):
-    path = tmp_path / "m.sqlite"
-    with Manifest(path) as manifest:
+def raw_execute(location: str, sql: str) -> None:
+    """One statement straight to the back-end, past the manifest's own rules."""
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as db:
+            db.execute(sql)
+    else:
+        db = sqlite3.connect(location)
+        try:
+            db.execute(sql)
+            db.commit()
+        finally:
+            db.close()
+
+
+def integrity_error(location: str) -> type[Exception]:
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        return psycopg.IntegrityError
+    return sqlite3.IntegrityError
+
+
+def test_one_row_per_board_and_no_board_on_a_pending_row(manifest_location):
+    path = manifest_location
+    with open_manifest(path) as manifest:
         manifest.add_devices([DeviceEntry("a"), DeviceEntry("b")])
         manifest.claim("board-1", "p", "r")
-    db = sqlite3.connect(path)
-    with pytest.raises(sqlite3.IntegrityError):
-        db.execute("UPDATE devices SET status = 'claimed', board_id = 'board-1' WHERE device_id = 'b'")
-    with pytest.raises(sqlite3.IntegrityError):
-        db.execute("UPDATE devices SET board_id = 'board-9' WHERE device_id = 'b'")
-    db.close()
+    with pytest.raises(integrity_error(path)):
+        raw_execute(path, "UPDATE devices SET status = 'claimed', board_id = 'board-1' WHERE device_id = 'b'")
+    with pytest.raises(integrity_error(path)):
+        raw_execute(path, "UPDATE devices SET board_id = 'board-9' WHERE device_id = 'b'")
 
 
-def test_adding_ids_keeps_order_and_refuses_a_changed_model(tmp_path):
-    with Manifest(tmp_path / "m.sqlite") as manifest:
+def test_adding_ids_keeps_order_and_refuses_a_changed_model(manifest_location):
+    with open_manifest(manifest_location) as manifest:
         assert manifest.add_devices([DeviceEntry("a"), DeviceEntry("b", "dtmi:x:y;1")]) == 2
         assert manifest.add_devices([DeviceEntry("B", "dtmi:x:y;1"), DeviceEntry("c")]) == 1
         assert [r.device_id for r in manifest.records()] == ["a", "b", "c"]
@@ -122,11 +147,11 @@ def test_adding_ids_keeps_order_and_refuses_a_changed_model(tmp_path):
             manifest.add_devices([DeviceEntry("b", "dtmi:x:y;2", 4)])
 
 
-def test_settings_of_the_first_run_bind_the_manifest(tmp_path):
-    path = tmp_path / "m.sqlite"
-    with Manifest(path) as manifest:
+def test_settings_of_the_first_run_bind_the_manifest(manifest_location):
+    path = manifest_location
+    with open_manifest(path) as manifest:
         manifest.bind_settings(id_scope="0ne00AAAAAA", auth="sas")
-    with Manifest(path) as manifest:
+    with open_manifest(path) as manifest:
         manifest.bind_settings(id_scope="0ne00AAAAAA", auth="sas")
         with pytest.raises(InputError, match="--id-scope: the manifest .* was started with '0ne00AAAAAA'"):
             manifest.bind_settings(id_scope="0ne00BBBBBB", auth="sas")
@@ -136,10 +161,10 @@ def test_settings_of_the_first_run_bind_the_manifest(tmp_path):
 
 def test_unusable_paths(tmp_path):
     with pytest.raises(InputError, match="is a folder"):
-        Manifest(tmp_path)
+        open_manifest(tmp_path)
     with pytest.raises(InputError, match="does not exist"):
-        Manifest(tmp_path / "no" / "m.sqlite")
+        open_manifest(tmp_path / "no" / "m.sqlite")
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(InputError, match="not a usable SQLite manifest"):
-        Manifest(junk)
+        open_manifest(junk)

@@ -8,7 +8,7 @@ import pytest
 from iotcprov.factory import events as ev
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.labels import label_payload, label_png, write_label
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 from iotcprov.factory.report import REPORT_COLUMNS, report_csv
 from iotcprov.factory.view import LiveView, PlainView, make_view, plain_line
 from rich.console import Console
@@ -32,7 +32,7 @@ def test_label_holds_scope_and_id_and_the_key_only_when_asked(tmp_path):
 
 def test_report_has_the_contract_columns_and_one_row_per_id(tmp_path):
     path = tmp_path / "m.sqlite"
-    with Manifest(path) as manifest:
+    with open_manifest(path) as manifest:
         manifest.add_devices([DeviceEntry("a"), DeviceEntry("b", "dtmi:x:y;1"), DeviceEntry("c")])
         manifest.claim("b0ard1", "/dev/ttyUSB0", "run")
         manifest.finish("a", "b0ard1", fingerprint="sha256:0011223344556677", firmware_version="0.1.0")

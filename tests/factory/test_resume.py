@@ -12,7 +12,7 @@ import sqlite3
 from collections import Counter
 
 from iotcprov.factory.audit import read_audit
-from iotcprov.factory.manifest import Manifest
+from iotcprov.factory.manifest import open_manifest
 
 from tests.factory.conftest import FactoryProcess, board_identity, cli_env, field
 
@@ -40,7 +40,7 @@ def check_consistent(manifest_path, stations) -> dict:
     db = sqlite3.connect(manifest_path)
     assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     db.close()
-    with Manifest(manifest_path) as manifest:
+    with open_manifest(manifest_path) as manifest:
         records = {r.device_id: r for r in manifest.records()}
     by_board = {board_id(b): b for b in stations.used}
     holders = Counter()
@@ -113,7 +113,7 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
     assert records[killed_device].status == "claimed" and records[killed_device].board_id == board_id(
         killed_board
     )
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         assert opened.runs()[0]["ended_at"] is None  # the killed run never closed
 
     # --- run 2: the pulled board is plugged in again; everything still plugged stays
@@ -146,6 +146,6 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
     claims = Counter(e["device"] for e in audit if e["event"] == "claimed")
     assert all(claims[d] == 1 for d in finished_before)  # a finished ID was never handed out again
     assert claims[pulled_device] == claims[killed_device] == 2
-    with Manifest(manifest) as opened:
+    with open_manifest(manifest) as opened:
         runs = opened.runs()
     assert len(runs) == 2 and runs[1]["ended_at"]

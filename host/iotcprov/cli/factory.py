@@ -1,7 +1,8 @@
-"""`iotcprov factory run | report`: parsing and printing; the line itself is iotcprov.factory."""
+"""`iotcprov factory run | report | release`: parsing and printing; the line itself is iotcprov.factory."""
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +19,15 @@ from iotcprov.factory.credentials import CaSource, CredentialSource, GroupKeySou
 from iotcprov.factory.devices import DeviceEntry, generate_range, read_devices
 from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
 from iotcprov.factory.line import PortList, RunSummary, Watch, run_line
-from iotcprov.factory.manifest import DEFAULT_MANIFEST
-from iotcprov.factory.report import report_csv
+from iotcprov.factory.manifest import (
+    DEFAULT_CLAIM_TIMEOUT,
+    DEFAULT_MANIFEST,
+    MANIFEST_ENV,
+    default_station,
+    open_existing,
+    redact,
+)
+from iotcprov.factory.report import report_csv, summary_csv
 from iotcprov.factory.view import make_view
 from iotcprov.secret_input import CA_PASSPHRASE_ENV, GROUP_KEY, ca_passphrase
 from iotcprov.validation import parse_options
@@ -30,6 +38,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="factory_command", metavar="COMMAND", required=True)
     _register_run(commands)
     _register_report(commands)
+    _register_release(commands)
+
+
+def _add_manifest(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, required: bool) -> None:
+    """--manifest PATH|postgresql://...; the environment gives the default."""
+    default = os.environ.get(MANIFEST_ENV) or (None if required else DEFAULT_MANIFEST)
+    parser.add_argument(
+        "--manifest", default=default, metavar="PATH|URL",
+        help=f"SQLite file, or postgresql://user@host/db shared by stations (env {MANIFEST_ENV}"
+        + ("" if required else f"; default ./{DEFAULT_MANIFEST}") + ")",
+    )  # fmt: skip
+
+
+def _add_station(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--station", default=None, metavar="NAME",
+        help="this station's name in every record and audit line (default: the host name)",
+    )  # fmt: skip
 
 
 def _register_run(commands: argparse._SubParsersAction) -> None:
@@ -121,9 +147,11 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     )
 
     records = parser.add_argument_group("records")
+    _add_manifest(records, required=False)
+    _add_station(records)
     records.add_argument(
-        "--manifest", type=Path, default=Path(DEFAULT_MANIFEST), metavar="PATH",
-        help=f"SQLite manifest (default ./{DEFAULT_MANIFEST})",
+        "--claim-timeout", type=float, default=DEFAULT_CLAIM_TIMEOUT, metavar="S",
+        help="release another station's claim unchanged this long (default %(default)g s)",
     )  # fmt: skip
     records.add_argument(
         "--audit", type=Path, metavar="PATH", help="audit log (default: beside the manifest)"
@@ -139,11 +167,31 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
 
 def _register_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("report", help="the manifest as CSV (no secrets)")
-    parser.add_argument("--manifest", type=Path, required=True, metavar="PATH", help="the factory manifest")
+    _add_manifest(parser, required=True)
     parser.add_argument("--status", metavar="STATUS", help="only pending, claimed, failed or done")
+    parser.add_argument("--station", metavar="NAME", help="only rows of this station")
+    parser.add_argument("--since", metavar="TIME", help="only rows changed at or after (ISO, UTC default)")
+    parser.add_argument("--until", metavar="TIME", help="only rows changed before (ISO, UTC default)")
+    parser.add_argument("--summary", action="store_true", help="boards done per station per hour instead")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the CSV here (default: stdout)")
     parser.add_argument("--force", action="store_true", help="replace --out if it exists")
     parser.set_defaults(func=run_report)
+
+
+def _register_release(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "release",
+        help="give up the claims of a station that stopped mid-board",
+        description="Each claim the station holds is released, said on the output and in the audit "
+        "log: an ID no byte was sent for goes back to the pending IDs; any other stays with its "
+        "board, which resumes with it at any station.",
+    )
+    _add_manifest(parser, required=True)
+    parser.add_argument(
+        "--station", required=True, metavar="NAME", help="the station whose claims to release"
+    )
+    parser.add_argument("--audit", type=Path, metavar="PATH", help="audit log (default: as factory run)")
+    parser.set_defaults(func=run_release)
 
 
 # --- building the job from arguments ---------------------------------------------------------------
@@ -243,17 +291,19 @@ def run_factory(args: argparse.Namespace) -> int:
     stations = _stations(args)
     job = build_job(args)
     console = Console(highlight=False)
-    title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {args.manifest}"
+    title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {redact(args.manifest)}"
     view = _JsonLines() if args.json else make_view(console, title, plain=args.plain)
     with view:
         summary = run_line(
-            job, args.manifest, devices, stations, on_event=view.on_event, audit_path=args.audit
-        )
+            job, args.manifest, devices, stations, on_event=view.on_event, audit_path=args.audit,
+            station=args.station, claim_timeout=args.claim_timeout,
+        )  # fmt: skip
     if args.json:
         print(json.dumps({"event": "summary", **summary.as_dict()}))
     else:
         _print_summary(console, summary)
-    return 0 if summary.complete and not summary.failures else 1
+    through = summary.complete or summary.station_complete
+    return 0 if through and not summary.failures else 1
 
 
 def _print_summary(console: Console, summary: RunSummary) -> None:
@@ -264,6 +314,13 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
         f"{after.pending} not handed out, {after.claimed + after.failed} held by boards to finish",
         highlight=False,
     )
+    for released in summary.released:
+        fields = released.as_fields()
+        console.out(
+            f"released: device {fields['device']} of station {fields['held_by']!r} (board {fields['board']}, "
+            f"stage {fields['stage']}, last change {fields['last_change']}): {fields['action']}",
+            highlight=False,
+        )
     for port, outcome in summary.failures:
         who = outcome.device_id or outcome.board_id or "board"
         console.out(f"failed: {port} {who} at {outcome.stage}: {outcome.error}", highlight=False)
@@ -276,8 +333,23 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
     console.out(f"audit log: {summary.audit}; report: iotcprov factory report --manifest {summary.manifest}")
 
 
+def _manifest_given(args: argparse.Namespace) -> str:
+    if not args.manifest:
+        raise InputError(
+            f"--manifest: give the factory manifest (a file or postgresql://...), or set {MANIFEST_ENV}"
+        )
+    return args.manifest
+
+
 def run_report(args: argparse.Namespace) -> int:
-    text, counts = report_csv(args.manifest, args.status)
+    location = _manifest_given(args)
+    selection = {"station": args.station, "since": args.since, "until": args.until}
+    if args.summary:
+        if args.status is not None:
+            raise InputError("--status: --summary counts finished boards; leave --status out")
+        text, counts = summary_csv(location, **selection)
+    else:
+        text, counts = report_csv(location, args.status, **selection)
     if args.out is None:
         sys.stdout.write(text)
     else:
@@ -287,4 +359,31 @@ def run_report(args: argparse.Namespace) -> int:
         print(
             f"{args.out}: {counts.total} devices, {counts.done} done, {counts.failed} failed", file=sys.stderr
         )
+    return 0
+
+
+def run_release(args: argparse.Namespace) -> int:
+    from iotcprov.factory.audit import AuditLog
+    from iotcprov.factory.line import audit_path_for
+
+    location = _manifest_given(args)
+    with open_existing(location, station=default_station()) as manifest:
+        released = manifest.release(station=args.station)
+        if released:
+            audit = AuditLog(args.audit or audit_path_for(location))
+            try:
+                for item in released:
+                    audit.write(
+                        ev.RELEASED, station=manifest.station,
+                        reason=f"factory release --station {args.station}", **item.as_fields(),
+                    )  # fmt: skip
+            finally:
+                audit.close()
+    for item in released:
+        fields = item.as_fields()
+        print(
+            f"released: device {fields['device']} (board {fields['board']}, stage {fields['stage']}): "
+            + fields["action"]
+        )
+    print(f"station {args.station!r}: {len(released)} claim(s) released in {manifest.location}")
     return 0

@@ -6,6 +6,8 @@ The group key and the CA key stay in this process: only the per-device credentia
 and only fingerprints and thumbprints are ever described.
 """
 
+import base64
+import hashlib
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -33,6 +35,10 @@ class GroupKeySource:
     def describe(self) -> dict:
         """For the audit log: which group key, as a fingerprint (never the key)."""
         return {"auth": self.auth, "group_key": sas_fingerprint(self._group_key)}
+
+    def binding(self) -> str:
+        """What binds a manifest to this group key: SHA-256 of the key (a fingerprint, never the key)."""
+        return "group key sha256:" + hashlib.sha256(base64.b64decode(self._group_key)).hexdigest()
 
     def check_device_ids(self, device_ids: list[str]) -> None:
         """Every ID can get this kind of credential (SAS: any valid device ID)."""
@@ -83,6 +89,10 @@ class CaSource:
                     f"--devices: device ID {device_id[:20]!r}... has {len(device_id)} characters; an X.509 "
                     f"device ID (the certificate's CN) holds at most {pki.CN_MAX}"
                 )
+
+    def binding(self) -> str:
+        """What binds a manifest to this CA: its certificate's SHA-256 thumbprint."""
+        return "CA sha256:" + pki.thumbprint_sha256(self._issuer.cert)
 
     def describe(self) -> dict:
         return {

@@ -37,6 +37,7 @@ NO_IDS = "no ids"  # a board arrived but every ID is handed out
 REMOVED = "removed"  # the board left the port
 STATION_ENDED = "station ended"
 STOPPING = "stopping"  # Ctrl-C: stations finish the boards in hand
+RELEASED = "released"  # a stale claim of a station that stopped mid-board was given up
 NOT_AUDITED = frozenset({PROGRESS})
 
 

@@ -28,7 +28,17 @@ from iotcprov.factory import events as ev
 from iotcprov.factory.audit import AuditLog, check_audit_path, default_audit_path
 from iotcprov.factory.devices import DeviceEntry
 from iotcprov.factory.job import FactoryJob
-from iotcprov.factory.manifest import DONE, Counts, Manifest
+from iotcprov.factory.manifest import (
+    CLAIMED,
+    DEFAULT_CLAIM_TIMEOUT,
+    DONE,
+    FAILED,
+    Counts,
+    Manifest,
+    Released,
+    is_postgres,
+    open_manifest,
+)
 from iotcprov.factory.station import BoardOutcome, BoardWork
 
 POLL_S = 0.25  # how often a station looks for its board coming or going (no portable event exists)
@@ -65,12 +75,15 @@ class Watch:
 @dataclass
 class RunSummary:
     run_id: str
-    manifest: Path
+    manifest: str  # a path, or a DSN with its password redacted
     audit: Path
     before: Counts
     after: Counts
     outcomes: list[tuple[str, BoardOutcome]] = field(default_factory=list)  # (port, outcome)
     interrupted: bool = False
+    station: str = ""
+    released: list[Released] = field(default_factory=list)  # stale claims given up at this run
+    held_here: int = 0  # unfinished IDs (claimed, failed) whose last station is this one
 
     def count(self, result: str) -> int:
         return sum(1 for _, outcome in self.outcomes if outcome.result == result)
@@ -84,10 +97,17 @@ class RunSummary:
         """Every ID in the manifest is done."""
         return self.after.total > 0 and self.after.done == self.after.total
 
+    @property
+    def station_complete(self) -> bool:
+        """No ID left to hand out, and none unfinished at this station (others may be finishing
+        theirs: a station of a multi-station line is through when its own boards are)."""
+        return self.after.total > 0 and self.after.pending == 0 and self.held_here == 0
+
     def as_dict(self) -> dict:
         return {
             "run_id": self.run_id,
-            "manifest": str(self.manifest),
+            "station": self.station,
+            "manifest": self.manifest,
             "audit": str(self.audit),
             "done": self.count(DONE),
             "skipped": self.count(ev.SKIPPED),
@@ -95,12 +115,21 @@ class RunSummary:
             "no_ids": self.count(ev.NO_IDS),
             "interrupted": self.interrupted,
             "complete": self.complete,
+            "station_complete": self.station_complete,
             "manifest_counts": self.after.__dict__,
+            "released": [r.as_fields() for r in self.released],
             "failures": [
                 {"port": port, "board": o.board_id, "device": o.device_id, "stage": o.stage, "error": o.error}
                 for port, o in self.failures
             ],
         }
+
+
+def audit_path_for(manifest_location: str | Path) -> Path:
+    """Beside a SQLite manifest; in the current folder for a database (one log per station PC)."""
+    if is_postgres(manifest_location):
+        return default_audit_path(Path("iotcprov-factory.sqlite"))
+    return default_audit_path(Path(manifest_location))
 
 
 def port_present(port: str, lister: Callable[[], list[PortRecord]] = list_serial_ports) -> bool:
@@ -122,6 +151,8 @@ class FactoryLine:
         devices: Sequence[DeviceEntry] | None,
         stations: PortList | Watch,
         *,
+        station: str | None = None,
+        claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
         on_event: ev.EventSink | None = None,
         audit_path: str | Path | None = None,
         stop: threading.Event | None = None,
@@ -129,7 +160,10 @@ class FactoryLine:
         presence: Callable[[str], bool] = port_present,
     ) -> None:
         job.check()
+        if claim_timeout <= 0:
+            raise InputError(f"--claim-timeout: {claim_timeout} is not a positive number of seconds")
         self.job = job
+        self.claim_timeout = claim_timeout
         self.stations = stations
         self.stop = stop or threading.Event()
         self._on_event = on_event
@@ -137,15 +171,17 @@ class FactoryLine:
         self._connect = connect
         # Everything that can be refused is refused before the manifest or the audit log is created.
         no_ids = "--devices: the manifest holds no device IDs yet; give --devices CSV or --prefix/--count"
-        if not devices and not Path(manifest_path).exists():
+        if not devices and not is_postgres(manifest_path) and not Path(manifest_path).exists():
             raise InputError(no_ids)
         if devices:
             job.credentials.check_device_ids([entry.device_id for entry in devices])
-        audit_path = Path(audit_path or default_audit_path(Path(manifest_path)))
+        audit_path = Path(audit_path or audit_path_for(manifest_path))
         check_audit_path(audit_path)
-        self.manifest = Manifest(manifest_path)
+        self.manifest: Manifest = open_manifest(manifest_path, station=station)
         try:
-            self.manifest.bind_settings(id_scope=job.id_scope, auth=job.auth)
+            self.manifest.bind_settings(
+                id_scope=job.id_scope, auth=job.auth, credential=job.credentials.binding()
+            )
             if devices:
                 self.manifest.add_devices(devices)
             elif self.manifest.counts().total == 0:
@@ -163,6 +199,7 @@ class FactoryLine:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._fatal: BaseException | None = None
+        self._released: list[Released] = []
         self.run_id = ""
 
     # --- events --------------------------------------------------------------------------------------
@@ -170,7 +207,8 @@ class FactoryLine:
     def emit(self, name: str, port: str | None = None, **fields) -> None:
         fields = {k: v for k, v in fields.items() if v is not None}
         if name not in ev.NOT_AUDITED:
-            self.audit.write(name, run=self.run_id, port=port, **fields)
+            stamped = {"run": self.run_id, "station": self.manifest.station, "port": port, **fields}
+            self.audit.write(name, **stamped)
         if self._on_event is not None:
             self._on_event(ev.Event(name, port, fields))
 
@@ -193,11 +231,13 @@ class FactoryLine:
             **self.job.credentials.describe(),
         }
         self.run_id = self.manifest.start_run(settings)
-        self.emit(ev.RUN_STARTED, manifest=str(self.manifest.path), counts=before.__dict__, **settings)
+        self.emit(ev.RUN_STARTED, manifest=self.manifest.location, counts=before.__dict__, **settings)
         work = BoardWork(
             self.job, self.manifest, self.run_id, self.emit, self.stop, self._prepare_deployment,
             **({"connect": self._connect} if self._connect else {}),
+            claim_timeout=self.claim_timeout, on_released=self._on_released,
         )  # fmt: skip
+        work.release_stale()
         interrupted = False
         try:
             if isinstance(self.stations, PortList):
@@ -209,9 +249,13 @@ class FactoryLine:
             raise
         finally:
             after = self.manifest.counts()
+            station = self.manifest.station
+            held_here = sum(
+                1 for status in (CLAIMED, FAILED) for _ in self.manifest.records(status, station=station)
+            )
             summary = RunSummary(
-                self.run_id, self.manifest.path, self.audit.path, before, after, list(self._outcomes),
-                interrupted or self.stop.is_set(),
+                self.run_id, self.manifest.location, self.audit.path, before, after, list(self._outcomes),
+                interrupted or self.stop.is_set(), station, list(self._released), held_here,
             )  # fmt: skip
             outcome = {key: value for key, value in summary.as_dict().items() if key not in ("failures",)}
             self.manifest.end_run(self.run_id, outcome)
@@ -219,6 +263,10 @@ class FactoryLine:
         if self._fatal is not None:
             raise self._fatal
         return summary
+
+    def _on_released(self, released: Released) -> None:
+        with self._outcomes_lock:
+            self._released.append(released)
 
     def close(self) -> None:
         self.audit.close()

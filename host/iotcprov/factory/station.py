@@ -22,7 +22,7 @@ from iotcprov.factory import events as ev
 from iotcprov.factory.credentials import CaSource
 from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.labels import write_label
-from iotcprov.factory.manifest import DONE, DeviceRecord, Manifest
+from iotcprov.factory.manifest import DEFAULT_CLAIM_TIMEOUT, DONE, DeviceRecord, Manifest, Released
 
 ONLINE_END = re.compile(rf"^{re.escape(monitor_ops.STATUS_PREFIX)}(dps assigned|config error|stopped)\b")
 PROGRESS_EVERY_S = 0.25
@@ -70,6 +70,9 @@ class BoardWork:
         stop: threading.Event,
         prepare_deployment: Callable[[tuple[int, int] | None], tuple[dict[str, bytes], str, str | None]],
         connect: Callable[..., BoardSession] = open_board,
+        *,
+        claim_timeout: float = DEFAULT_CLAIM_TIMEOUT,
+        on_released: Callable[[Released], None] | None = None,
     ) -> None:
         self.job = job
         self.manifest = manifest
@@ -78,6 +81,19 @@ class BoardWork:
         self.stop = stop
         self.prepare_deployment = prepare_deployment
         self.connect = connect
+        self.claim_timeout = claim_timeout
+        self.on_released = on_released
+
+    def release_stale(self) -> list[Released]:
+        """Give up claims no station touched for `claim_timeout`, each reported (audit + output)."""
+        released = self.manifest.release(older_than=self.claim_timeout)
+        for item in released:
+            reason = f"no change for {self.claim_timeout:g} s (--claim-timeout)"
+            # no port: the claim's port may be on another station's PC, not a row of this view
+            self.emit(ev.RELEASED, None, reason=reason, **item.as_fields())
+            if self.on_released is not None:
+                self.on_released(item)
+        return released
 
     # --- the whole board ----------------------------------------------------------------------------
 
@@ -164,7 +180,10 @@ class BoardWork:
             state.firmware_version = _deployed_version(session)
 
         self._stage(state, ev.CLAIM)
-        record = self.manifest.claim(state.board_id, port, self.run_id, again=job.reprovision)
+        self.release_stale()
+        record = self.manifest.claim(
+            state.board_id, port, self.run_id, again=job.reprovision, claim_timeout=self.claim_timeout
+        )
         if record is None:
             self.emit(ev.NO_IDS, port, board=state.board_id)
             return BoardOutcome(ev.NO_IDS, state.board_id)
