@@ -61,6 +61,21 @@ def test_the_application_gets_the_heap_asked_for_and_no_more(make_board, board_d
     assert board.halted is None
 
 
+@pytest.mark.parametrize("release", ["1.23", "1.28"])
+def test_the_applications_names_find_their_pool_grown_before_boot(make_board, release):
+    # The stand-ins' names are interned at boot, where an ESP32 has its frozen modules' in flash;
+    # the pools grow before boot, so 400 new names (an application's worth) need no new pool
+    # block from the application's heap, whatever the stand-ins used (a pool of 640 entries is
+    # 7 KB here).
+    board = make_board(heap="64K", release=release)
+    cost = board.run_mpremote(
+        "exec", "import gc, sys; gc.collect(); a = gc.mem_free()\n"
+        "for n in range(400): getattr(sys, 'app_name_%d' % n, None)\n"
+        "gc.collect(); print(a - gc.mem_free())",
+    ).stdout
+    assert int(cost) < 6000  # the names' text only, no 7 KB pool
+
+
 def test_the_standins_are_loaded_before_boot_as_if_frozen(make_board):
     board = make_board(heap="64K")
     answer = board.run_mpremote(

@@ -152,8 +152,28 @@ def _announce(name):
             pass
 
 
+def grow_name_pools():
+    # An ESP32 keeps the names of its frozen modules (umqtt.simple, network, ...) in flash; the
+    # stand-ins' names are interned here at boot instead, into the pools (tables that double when
+    # full) that the application's names go to next. So that how many names the stand-ins happen
+    # to use does not decide where the application must find room for its next pool (one block,
+    # 7 KB for the sixth on this 64-bit port), the pools grow now, outside the application's heap,
+    # until a pool of 640 entries exists: room for the names of any application of ours. (An
+    # ESP32 pays about 7 bytes per name for its pools: a few KB, well inside what this port's
+    # doubled object sizes already cost the application.)
+    gc.collect()
+    before = gc.mem_free()
+    for n in range(2000):
+        getattr(sys, "_vb%d" % n, None)  # interns the name
+        now = gc.mem_free()
+        if before - now > 6000:  # the 640-entry pool was just allocated
+            return
+        before = now
+
+
 def boot(main_globals):
     if config.get("free_heap") is not None:
+        grow_name_pools()
         pin_heap(config["free_heap"])
     _announce("ready")  # from here the supervisor passes client input (and so Ctrl-C) through
     try:
