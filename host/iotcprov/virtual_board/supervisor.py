@@ -99,6 +99,7 @@ class Supervisor:
         self.halted: str | None = None
         self.stopped = threading.Event()  # set when the loop has ended
         self._on_halt: list = []
+        self._on_power_cut: list = []
 
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -157,6 +158,9 @@ class Supervisor:
 
     def on_halt(self, callback) -> None:
         self._on_halt.append(callback)
+
+    def on_power_cut(self, callback) -> None:
+        self._on_power_cut.append(callback)
 
     def wait_ready(self, boot: int, timeout: float) -> None:
         """Wait until boot number `boot` has started running boot.py."""
@@ -469,6 +473,10 @@ class Supervisor:
                 self._prompt_tail = b""
         elif name == "reset":
             self._power_on(SOFT_RESET)
+        elif name == "power_cut":  # the power_cut_write fault: off, as power_off(), until power_on()
+            self._power_off()
+            for callback in self._on_power_cut:
+                callback()
         elif name == "soft":
             self._soft_reboot()
         elif name.startswith("wdt="):
