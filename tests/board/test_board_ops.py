@@ -41,7 +41,9 @@ def test_provision_with_group_key_writes_only_the_derived_key(board):
     settings = json.loads(files[f"/iotc-data/{folder}/identity.json"])
     assert settings["device_id"] == "dev-1" and settings["fingerprint"] == fingerprint
     assert files[f"/iotc-data/{folder}/device.key"] == device_key.encode()
-    assert json.loads(files["/iotc-data/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    # in the identity folder: the `active` rename switches identity and Wi-Fi together
+    assert json.loads(files[f"/iotc-data/{folder}/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    assert "/iotc-data/wifi.json" not in files
     everything = b"".join(files.values())
     assert GROUP_KEY.encode() not in everything and base64.b64decode(GROUP_KEY) not in everything
     assert not [p for p in files if p.endswith((".tmp", ".z"))]
@@ -95,6 +97,25 @@ def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
     assert result["replaced_device_id"] == "dev-1"
     data = sorted(p for p in board_files(board.directory) if p.startswith("/iotc-data/id-"))
     assert {p.split("/")[2] for p in data} == {result["folder"]}  # the old folder is gone
+
+
+def test_wifi_settings_stay_with_a_new_identity_given_none(board):
+    """A board provisioned before the Wi-Fi settings moved into the identity folder keeps them in
+    /iotc-data/wifi.json: a provision without Wi-Fi settings moves them into the new folder, and
+    the next one (another device, still no Wi-Fi settings) carries them over."""
+    legacy = board.directory / "iotc-data" / "wifi.json"
+    legacy.parent.mkdir()
+    legacy.write_text('{"ssid":"old-lab","password":"pw-old"}')
+    for device_id in ("dev-1", "dev-2"):
+        bundle = build_identity(
+            IdentityRequest(ID_SCOPE, device_id, sas_from_group_key(GROUP_KEY, device_id), (b"root",))
+        )
+        result = provision.provision(board.port, bundle, replace=True)
+        files = board_files(board.directory)
+        assert files["/iotc-data/active"].decode().strip() == result.folder
+        wifi = json.loads(files[f"/iotc-data/{result.folder}/wifi.json"])
+        assert wifi == {"ssid": "old-lab", "password": "pw-old"}
+        assert "/iotc-data/wifi.json" not in files
 
 
 @pytest.mark.smoke

@@ -150,7 +150,8 @@ def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     group_key = database.execute("SELECT primary_key FROM groups").fetchone()[0]
     database.close()
     device_key = derive_device_key(group_key, summary["device_id"])
-    wifi = json.loads((keep / "board" / "iotc-data" / "wifi.json").read_text())
+    data = keep / "board" / "iotc-data"
+    wifi = json.loads((data / (data / "active").read_text().strip() / "wifi.json").read_text())
     for secret in (group_key, device_key, base64.b64decode(group_key).hex(), wifi["password"]):
         assert secret not in out and secret not in err
     # The board holds only its derived key, never the group key.

@@ -222,7 +222,7 @@ class BoardSession:
         self.exec(f"os.rename({source!r},{target!r})")
 
     def read_text(self, path: str) -> str | None:
-        """A small text file's contents, or None if absent. Never used on a secret file."""
+        """A small text file's contents, or None if absent. Nothing read here goes into a message."""
         return self.eval(f"_ird({path!r})")
 
     def list_dir(self, path: str) -> list[tuple[str, bool]] | None:

@@ -5,12 +5,21 @@ identity folder (docs/design.md, on-board file layout).
 """
 
 import base64
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
 
 from iotcprov.board.firmware_options import check_options
-from iotcprov.board.layout import ACTIVE, IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX, WIFI, identity_dir
+from iotcprov.board.layout import (
+    ACTIVE,
+    IDENTITY_FILE,
+    IDENTITY_FORMAT,
+    IDENTITY_PREFIX,
+    LEGACY_WIFI,
+    WIFI_FILE,
+    identity_dir,
+)
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
@@ -47,13 +56,13 @@ class X509Credential:
 
 @dataclass(frozen=True)
 class WifiSettings:
-    """What /iotc-data/wifi.json holds; the password is a secret."""
+    """What the identity folder's wifi.json holds; the password is a secret."""
 
     ssid: str
     password: str = field(repr=False)
 
     def file(self) -> bytes:
-        """The contents of /iotc-data/wifi.json."""
+        """The contents of wifi.json."""
         document = {"ssid": self.ssid, "password": self.password}
         return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
@@ -88,6 +97,15 @@ class IdentityBundle:
     def board_files(self) -> dict[str, bytes]:
         """{board path: bytes} of the identity folder's files."""
         return {f"{identity_dir(self.folder)}/{name}": data for name, data in self.files.items()}
+
+    def with_wifi(self, wifi_file: bytes | None) -> "IdentityBundle":
+        """The same identity with `wifi_file` (wifi.json's bytes) in its folder, or without one
+        (None). The folder is named by the contents, so other Wi-Fi settings make another folder:
+        the `active` rename switches identity and Wi-Fi together, never one without the other."""
+        files = {name: data for name, data in self.files.items() if name != WIFI_FILE}
+        if wifi_file is not None:
+            files[WIFI_FILE] = wifi_file
+        return dataclasses.replace(self, folder=identity_folder_name(files), files=files)
 
     def active_file(self) -> bytes:
         """The contents of the `active` pointer that makes this identity the board's."""
@@ -211,10 +229,14 @@ def parse_dps_host(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def identity_tree(bundle: IdentityBundle, wifi: WifiSettings | None = None) -> dict[str, bytes]:
-    """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
+def identity_tree(bundle: IdentityBundle | None, wifi: WifiSettings | None = None) -> dict[str, bytes]:
+    """{board path: bytes} of an identity made active, with its Wi-Fi settings, for a filesystem
+    image built on the host. Wi-Fi settings without an identity go where the firmware looks when
+    no identity folder holds any."""
+    if bundle is None:
+        return {} if wifi is None else {LEGACY_WIFI: wifi.file()}
+    if wifi is not None:
+        bundle = bundle.with_wifi(wifi.file())
     tree = bundle.board_files()
     tree[ACTIVE] = bundle.active_file()
-    if wifi is not None:
-        tree[WIFI] = wifi.file()
     return tree

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from iotcprov.board.connection import BoardSession, open_board
 from iotcprov.board.deploy import read_deployed
-from iotcprov.board.layout import ASSIGNMENT, WIFI, identity_dir
+from iotcprov.board.layout import ASSIGNMENT, LEGACY_WIFI, WIFI_FILE, identity_dir
 from iotcprov.board.provision import read_active_identity
 
 # Runs on the board: returns only the named fields of a JSON file, so a secret never crosses the wire.
@@ -24,7 +24,9 @@ def board_info_session(session: BoardSession) -> dict:
     session.exec(_PICK)
     active = read_active_identity(session)
     identity = None
+    wifi_paths = [LEGACY_WIFI]
     if active is not None:
+        wifi_paths.insert(0, f"{identity_dir(active.folder)}/{WIFI_FILE}")
         identity = active.summary()
         identity["files"] = sorted(
             name for name, is_dir in session.list_dir(identity_dir(active.folder)) or [] if not is_dir
@@ -39,10 +41,19 @@ def board_info_session(session: BoardSession) -> dict:
         "unique_id": facts.unique_id,
         "mpy": "{}.{}".format(*facts.mpy_version) if facts.mpy_version else None,
         "identity": identity,
-        "wifi_ssid": (session.eval(f"_ipk({WIFI!r},['ssid'])") or {}).get("ssid"),
+        "wifi_ssid": _wifi_ssid(session, wifi_paths),
         "firmware": read_deployed(session),
         "assignment": session.eval(f"_ipk({ASSIGNMENT!r},['hub','device_id'])"),
     }
+
+
+def _wifi_ssid(session: BoardSession, paths: list[str]) -> str | None:
+    """The SSID the firmware uses: the active folder's wifi.json, else the pre-folder one."""
+    for path in paths:
+        picked = session.eval(f"_ipk({path!r},['ssid'])")
+        if picked is not None:
+            return picked.get("ssid")
+    return None
 
 
 def board_info(port: str, connect: Callable[[str], BoardSession] = open_board) -> dict:

@@ -1,10 +1,11 @@
 """Write an identity onto a board atomically, read it back as a summary, or erase it.
 
-Atomic by one rename (docs/design.md): the files go into a new identity folder, each verified by
-a SHA-256 computed on the board; only then does `/iotc-data/active` change, through a temporary
-file and `os.rename`. A power cut at any moment leaves the old identity or the new one active,
-both complete. Only per-device credentials reach the board: a group key is used on the host to
-derive the device key and goes no further.
+Atomic by one rename (docs/design.md): the files, Wi-Fi settings included, go into a new identity
+folder, each verified by a SHA-256 computed on the board; only then does `/iotc-data/active`
+change, through a temporary file and `os.rename`. A power cut at any moment leaves the old
+identity with its Wi-Fi settings or the new one with its own active, both complete. Only
+per-device credentials reach the board: a group key is used on the host to derive the device key
+and goes no further.
 """
 
 import datetime
@@ -22,7 +23,8 @@ from iotcprov.board.layout import (
     DATA_DIR,
     IDENTITY_FILE,
     IDENTITY_PREFIX,
-    WIFI,
+    LEGACY_WIFI,
+    WIFI_FILE,
     identity_dir,
 )
 from iotcprov.errors import InputError, OperationError
@@ -114,7 +116,7 @@ def _folder_verified(session: BoardSession, bundle: IdentityBundle) -> bool:
 
 
 def _write_atomically(session: BoardSession, path: str, data: bytes) -> None:
-    """A single file replaced by temp + rename (used for `active` and wifi.json)."""
+    """A single file replaced by temp + rename (used for `active`)."""
     temp = path + ".tmp"
     session.write_file(temp, data)
     session.rename(temp, path)
@@ -124,6 +126,18 @@ def _remove_leftovers(session: BoardSession, keep: str) -> None:
     for name, is_dir in session.list_dir(DATA_DIR) or []:
         if is_dir and name.startswith(IDENTITY_PREFIX) and name != keep:
             session.remove_tree(identity_dir(name))
+    session.remove_tree(LEGACY_WIFI)  # the active folder holds the Wi-Fi settings now, if any
+
+
+def _current_wifi(session: BoardSession, current: ActiveIdentity | None) -> bytes | None:
+    """The Wi-Fi settings the board uses now (wifi.json's bytes, a secret: never shown), so that a
+    new identity given none keeps them: the active folder's, else the pre-folder location."""
+    paths = ([f"{identity_dir(current.folder)}/{WIFI_FILE}"] if current is not None else []) + [LEGACY_WIFI]
+    for path in paths:
+        text = session.read_text(path)
+        if text is not None:
+            return text.encode("utf-8")
+    return None
 
 
 def set_board_clock(session: BoardSession, now: datetime.datetime | None = None) -> bool:
@@ -150,6 +164,7 @@ def write_identity(
     sent, received = session.bytes_sent, session.bytes_received
     current = read_active_identity(session)
     replaced = _check_replace(current, bundle, replace)
+    bundle = bundle.with_wifi(wifi.file() if wifi is not None else _current_wifi(session, current))
     unchanged = current is not None and current.folder == bundle.folder and _folder_verified(session, bundle)
     if not unchanged:
         folder = identity_dir(bundle.folder)
@@ -163,8 +178,6 @@ def write_identity(
                 f"--port {session.port}: the new identity did not verify on the board; retry"
             )
         _write_atomically(session, ACTIVE, bundle.active_file())
-    if wifi is not None:
-        _write_atomically(session, WIFI, wifi.file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
