@@ -23,6 +23,12 @@ DEVICE_ID_COLUMN = "device_id"
 _ID_SCOPE = re.compile(r"0ne[0-9A-Za-z]{8}")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _REGISTRATION_EXTRA = "-._:"
+# DTMI (https://azure.github.io/opendigitaltwins-dtdl/DTMI): dtmi:SEGMENT(:SEGMENT)*;VERSION. A user
+# segment starts with a letter, holds letters, digits and '_', and does not end with '_'; the
+# version is 1..999999999 without leading zeros (DTDL v2, which IoT Central reads).
+_DTMI_SEGMENT = r"[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
+_DTMI = re.compile(rf"dtmi:{_DTMI_SEGMENT}(?::{_DTMI_SEGMENT})*;[1-9][0-9]{{0,8}}")
+_DTMI_EXAMPLE = "dtmi:com:example:Thermostat;1"
 _ECHO_MAX = 16  # longer rejected values are described, not shown: they may be a key in the wrong place
 
 
@@ -69,6 +75,28 @@ def validate_id_scope(value: str, field: str = "--id-scope") -> str:
             "(Permissions > Device connection groups), e.g. 0ne00ABCDEF"
         )
     return value
+
+
+def validate_model_id(value: str, field: str = "--model-id") -> str:
+    """A DTDL v2 model ID (DTMI), e.g. dtmi:com:example:Thermostat;1; says which rule it breaks."""
+    if _DTMI.fullmatch(value or ""):
+        return value
+    text = value or ""
+    shown = repr(text) if text.startswith("dtmi:") and len(text) <= 128 else _shown(text)
+    path, semicolon, version = text[5:].partition(";") if text.startswith("dtmi:") else ("", "", "")
+    if not text.startswith("dtmi:"):
+        why = "does not start with 'dtmi:'"
+    elif not semicolon:
+        why = "has no ';VERSION' (quote the value in a shell, where ';' ends the command)"
+    elif not re.fullmatch(r"[1-9][0-9]{0,8}", version):
+        why = "has a version that is not a whole number from 1 to 999999999"
+    else:
+        bad = next((s for s in path.split(":") if not re.fullmatch(_DTMI_SEGMENT, s)), "")
+        why = (
+            f"has the segment {bad!r}: a segment starts with a letter, holds letters, digits and '_' "
+            "and does not end with '_'"
+        )
+    raise InputError(f"{field}: {shown} {why}; give a DTMI such as {_DTMI_EXAMPLE}")
 
 
 def validate_hub_host(value: str, field: str = "--hub") -> str:

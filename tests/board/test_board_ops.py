@@ -153,10 +153,10 @@ def test_erase_identity_leaves_no_identity(board):
     assert not (board.directory / "iotc-data").exists()
 
 
-def _x509_files(tmp_path, matching):
+def _x509_files(tmp_path, matching, days=pki.LEAF_DAYS):
     ca_key, leaf_key = pki.generate_key(), pki.generate_key()
     ca = pki.make_root_ca("Test Root", ca_key)
-    leaf = pki.make_device_cert("dev-x", leaf_key, ca, ca_key)
+    leaf = pki.make_device_cert("dev-x", leaf_key, ca, ca_key, days=days)
     cert, key = tmp_path / "dev.pem", tmp_path / "dev.key"
     cert.write_bytes(pki.cert_to_pem(leaf))
     key.write_bytes(pki.key_to_pem(leaf_key if matching else pki.generate_key()))
@@ -173,6 +173,17 @@ def test_x509_identity_is_stored_as_der(board, tmp_path):
     leaf = pki.load_certificate(cert.read_bytes())
     assert files[f"/iotc-data/{folder}/cert.der"] == pki.cert_to_der(leaf)
     assert pki.thumbprint_sha256(leaf) in out.stdout
+
+
+def test_a_certificate_expiring_within_30_days_is_written_with_a_warning(board, tmp_path):
+    cert, key = _x509_files(tmp_path, matching=True, days=10)
+    out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key))
+    assert out.returncode == 0, out.stderr
+    warning = out.stderr.strip()
+    assert warning.count("\n") == 0
+    assert warning.startswith("iotcprov: warning: --cert: the certificate expires on ")
+    assert " in 9 days; " in warning or " in 10 days; " in warning
+    assert (board.directory / "iotc-data" / "active").exists()
 
 
 @pytest.fixture

@@ -110,3 +110,64 @@ def test_factory_names_its_own_option_for_a_bad_image(capsys, monkeypatch, tmp_p
     error = _refused(capsys, monkeypatch, tmp_path, "factory", "run", "--id-scope", ID_SCOPE, "--count", "2",
                      "--ports", NO_PORT, "--group-key", GROUP_KEY, "--flash-image", str(image))  # fmt: skip
     assert error.startswith("iotcprov: error: --flash-image: not an ESP firmware image"), error
+
+
+def _device_cert(folder: Path, common_name: str, **validity) -> tuple[str, str]:
+    """A leaf for `common_name` from a throw-away CA, as PEM files (validity: pki's days=, now=)."""
+    from iotcprov.credentials import pki
+
+    ca_key, leaf_key = pki.generate_key(), pki.generate_key()
+    ca = pki.make_root_ca("Test Root", ca_key, now=_days_ago(800))
+    leaf = pki.make_device_cert(common_name, leaf_key, ca, ca_key, **validity)
+    cert, key = folder / f"{common_name}.pem", folder / f"{common_name}.key.pem"
+    cert.write_bytes(pki.cert_to_pem(leaf))
+    key.write_bytes(pki.key_to_pem(leaf_key))
+    return str(cert), str(key)
+
+
+def _days_ago(days: int):
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+
+
+@pytest.mark.parametrize(
+    ("cn", "validity", "expected"),
+    [
+        ("dev-2", {}, "--cert: the certificate's subject CN is 'dev-2', not the --device-id 'dev-1'"),
+        ("dev-1", {"days": 30, "now": _days_ago(31)}, "--cert: the certificate expired on "),
+        ("dev-1", {"days": 30, "now": _days_ago(-2)}, "--cert: the certificate is not valid before "),
+    ],
+    ids=["other-cn", "expired", "not-yet-valid"],
+)
+@pytest.mark.parametrize("command", ["provision", "flash"])
+def test_a_certificate_dps_would_refuse_is_refused_before_the_port(
+    capsys, monkeypatch, tmp_path, cn, validity, expected, command
+):
+    cert, key = _device_cert(tmp_path, cn, **validity)
+    firmware = tmp_path / "fw.bin"
+    make_esp_image(firmware)
+    where = ["--port", NO_PORT] + (["--firmware", str(firmware), "--fs"] if command == "flash" else [])
+    error = _refused(capsys, monkeypatch, tmp_path, command, *where, "--id-scope", ID_SCOPE,
+                     "--device-id", "dev-1", "--cert", cert, "--key", key)  # fmt: skip
+    assert error.startswith(f"iotcprov: error: {expected}"), error
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        # unquoted in a shell, dtmi:com:example:Sensor;1 loses its `;1`
+        ("dtmi:com:example:Sensor", "has no ';VERSION' (quote the value in a shell"),
+        ("dtmi:com:example:Sensor;0", "has a version that is not a whole number from 1 to 999999999"),
+        ("dtmi:com:example:Sensor;1000000000", "has a version that is not a whole number"),
+        ("dtmi:com:example_:Sensor;1", "has the segment 'example_'"),
+        ("dtmi:com:9lives:Sensor;1", "has the segment '9lives'"),
+        ("dtmi:com::Sensor;1", "has the segment ''"),
+        ("thermostat", "'thermostat' does not start with 'dtmi:'"),
+    ],
+)
+def test_a_model_id_that_is_not_a_dtmi_is_refused(capsys, monkeypatch, tmp_path, model_id, expected):
+    error = _refused(capsys, monkeypatch, tmp_path, "provision", "--port", NO_PORT, "--id-scope", ID_SCOPE,
+                     "--device-id", "dev-1", "--group-key", GROUP_KEY, "--model-id", model_id)  # fmt: skip
+    assert error.startswith("iotcprov: error: --model-id: ") and expected in error, error
+    assert "give a DTMI such as dtmi:com:example:Thermostat;1" in error

@@ -6,6 +6,7 @@ identity folder (docs/design.md, on-board file layout).
 
 import base64
 import dataclasses
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -22,9 +23,10 @@ from iotcprov.board.layout import (
 )
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
-from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
+from iotcprov.validation import validate_device_id, validate_id_scope, validate_key, validate_model_id
 
 GLOBAL_DPS_HOST = "global.azure-devices-provisioning.net"
+EXPIRY_WARNING_DAYS = 30  # a device certificate expiring sooner is written, with a warning
 MQTT_TLS_PORT = 8883
 
 
@@ -89,6 +91,7 @@ class IdentityBundle:
     id_scope: str
     auth: str
     fingerprint: str
+    warnings: tuple[str, ...] = ()  # one line each, for the operator (e.g. a certificate expiring soon)
 
     def __repr__(self) -> str:
         files = sorted(self.files)
@@ -153,12 +156,42 @@ def _check_endpoint(request: IdentityRequest) -> None:
     for name, port in (("--dps-host port", request.dps_port), ("--hub-port", request.hub_port)):
         if not 1 <= port <= 65535:
             raise InputError(f"{name}: {port} is not a TCP port (1-65535)")
-    if request.model_id is not None and not request.model_id.startswith("dtmi:"):
-        raise InputError(
-            f"--model-id: {request.model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1"
-        )
+    if request.model_id is not None:
+        validate_model_id(request.model_id)
     if not request.trust:
         raise InputError("--trust: no root certificate; use --trust azure or a CA certificate file")
+
+
+def _check_certificate(cert_der: bytes, device_id: str, now: datetime.datetime) -> tuple[str, ...]:
+    """Refuse a leaf DPS would refuse later (another CN, expired, not yet valid): the board would
+    take it and fail at registration. Returns a warning when it expires within 30 days."""
+    cert = pki.load_certificate(cert_der)
+    name = pki.common_name(cert)
+    if name != device_id:
+        shown = repr(name) if len(name) <= 64 else f"a {len(name)}-character name"
+        raise InputError(
+            f"--cert: the certificate's subject CN is {shown}, not the --device-id {device_id!r}; DPS "
+            f"registers the device under its CN: give the certificate issued for {device_id} "
+            "(iotcprov certs device) or that device's ID"
+        )
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < not_before:
+        raise InputError(
+            f"--cert: the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC; check this "
+            "computer's clock, or issue one that is valid now (iotcprov certs device)"
+        )
+    if now > not_after:
+        raise InputError(
+            f"--cert: the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC; issue a new one "
+            "(iotcprov certs device)"
+        )
+    left = not_after - now
+    if left < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+        return (
+            f"--cert: the certificate expires on {not_after:%Y-%m-%d %H:%M} UTC, in {left.days} days; "
+            "the device cannot connect after that: provision it with a new one before then",
+        )
+    return ()
 
 
 def build_identity(request: IdentityRequest) -> IdentityBundle:
@@ -168,6 +201,7 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
     _check_endpoint(request)
     check_options(request.options)
     files: dict[str, bytes] = {}
+    warnings: tuple[str, ...] = ()
     credential = request.credential
     if isinstance(credential, SasCredential):
         validate_key(credential.device_key, field="--device-key")
@@ -175,6 +209,8 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         files["device.key"] = credential.device_key.encode("ascii")
         names = {"key": "device.key"}
     else:
+        now = datetime.datetime.now(datetime.UTC)
+        warnings = _check_certificate(credential.cert_der, request.device_id, now)
         auth, fingerprint = "x509", x509_fingerprint(credential.cert_der)
         x509 = x509_files(credential)
         files.update(x509)
@@ -209,6 +245,7 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         id_scope=request.id_scope,
         auth=auth,
         fingerprint=fingerprint,
+        warnings=warnings,
     )
 
 

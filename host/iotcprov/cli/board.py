@@ -224,7 +224,10 @@ def _bundle(args: argparse.Namespace) -> IdentityBundle:
         model_id=args.model_id,
         options=parse_options(args.option),
     )
-    return build_identity(request)
+    bundle = build_identity(request)
+    for warning in bundle.warnings:  # before anything is written: the operator may stop here
+        print(f"iotcprov: warning: {warning}", file=sys.stderr)
+    return bundle
 
 
 def wifi_settings(args: argparse.Namespace) -> WifiSettings | None:
