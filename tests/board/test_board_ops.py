@@ -3,7 +3,9 @@
 import base64
 import hashlib
 import json
+import os
 import socket
+import stat
 import threading
 
 import pytest
@@ -184,6 +186,27 @@ def test_a_certificate_expiring_within_30_days_is_written_with_a_warning(board, 
     assert warning.startswith("iotcprov: warning: --cert: the certificate expires on ")
     assert " in 9 days; " in warning or " in 10 days; " in warning
     assert (board.directory / "iotc-data" / "active").exists()
+
+
+def test_the_board_folder_keeps_secrets_to_this_user(make_board, tmp_path):
+    """A virtual board's folder is its flash: device key, private key and Wi-Fi password are 0600
+    whatever the umask of whoever started it (the usual 022 here)."""
+    previous = os.umask(0o022)
+    try:
+        board = make_board()
+    finally:
+        os.umask(previous)
+    cert, key = _x509_files(tmp_path, matching=True)
+    out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key),
+                  "--wifi-ssid", "lab", "--wifi-password", "pw-123")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    folder = board.directory / "iotc-data" / (board.directory / "iotc-data" / "active").read_text().strip()
+    for name in ("key.der", "wifi.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    assert run_cli(*provision_args(board, "dev-1"), "--group-key", GROUP_KEY, "--replace").returncode == 0
+    folder = board.directory / "iotc-data" / (board.directory / "iotc-data" / "active").read_text().strip()
+    for name in ("device.key", "wifi.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
 
 
 @pytest.fixture

@@ -91,6 +91,11 @@ IN_Q_OVERFLOW = 0x4000
 OFF, STARTING, SETTLING, HIDING, RUNNING = "off", "starting", "settling", "hiding", "running"
 
 
+# The board's flash holds its device key, private key and Wi-Fi password: what MicroPython writes
+# into the board folder is for this user only (0600 files, 0700 folders).
+BOARD_UMASK = 0o077
+
+
 class Supervisor:
     def __init__(self, options: BoardOptions, log: ConsoleLog) -> None:
         self.options = options
@@ -592,6 +597,7 @@ class Supervisor:
             child = subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=options.state_directory,
                 start_new_session=True, close_fds=True,
+                umask=BOARD_UMASK,
             )
         except OSError:
             os.close(master)
