@@ -32,8 +32,30 @@ _DTMI_EXAMPLE = "dtmi:com:example:Thermostat;1"
 _ECHO_MAX = 16  # longer rejected values are described, not shown: they may be a key in the wrong place
 
 
+_KEY_LIKE = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")  # base64 (or base64url) text long enough for a key
+
+
 def _shown(value: str) -> str:
     return repr(value) if len(value) <= _ECHO_MAX else f"the value ({len(value)} characters)"
+
+
+def looks_like_key(value: str) -> bool:
+    """True for text that could be a key given to the wrong option: long base64-like text."""
+    return bool(_KEY_LIKE.fullmatch(value.strip()))
+
+
+def shown(value: str) -> str:
+    """How a rejected value appears in a message: quoted, unless it could be a misplaced key (or is
+    too long to be useful), which is described by its length instead."""
+    if looks_like_key(value) or len(value) > 120:
+        return f"the value ({len(value)} characters)"
+    return repr(value)
+
+
+def valid_host_name(value: str) -> bool:
+    """A DNS name or IPv4 address: dot-separated labels of letters, digits and '-'."""
+    labels = (value or "").split(".")
+    return len(value or "") <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def _check_id_characters(value: str, field: str, allowed_extra: str, rule: str) -> None:
@@ -101,8 +123,7 @@ def validate_model_id(value: str, field: str = "--model-id") -> str:
 
 def validate_hub_host(value: str, field: str = "--hub") -> str:
     """An IoT Hub host name such as iotc-1234.azure-devices.net: no scheme, port or path."""
-    labels = (value or "").split(".")
-    if len(value or "") > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+    if len((value or "").split(".")) < 2 or not valid_host_name(value):
         raise InputError(
             f"{field}: {_shown(value or '')} is not a host name; give the hub host only, "
             "e.g. iotc-1234.azure-devices.net"
@@ -154,8 +175,8 @@ def parse_options(pairs: list[str], field: str = "--option") -> dict:
     options: dict = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise InputError(f"{field}: {pair!r} is not NAME=VALUE, e.g. telemetry_interval=30")
+        if not sep or not name or looks_like_key(pair):  # a key ends in '=' too: never a name
+            raise InputError(f"{field}: {shown(pair)} is not NAME=VALUE, e.g. telemetry_interval=30")
         try:
             options[name] = json.loads(value)
         except ValueError:

@@ -63,7 +63,11 @@ def _refused(capsys, monkeypatch, tmp_path, *args: str) -> str:
     for name in [n for n in os.environ if n.startswith("IOTCPROV_")]:
         monkeypatch.delenv(name)
     before = sorted(tmp_path.rglob("*"))
-    assert main(list(args)) == 2
+    try:
+        code = main(list(args))
+    except SystemExit as stop:  # argparse's own refusals (a value of the wrong type)
+        code = stop.code
+    assert code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1, error
     assert sorted(tmp_path.rglob("*")) == before
@@ -171,3 +175,29 @@ def test_a_model_id_that_is_not_a_dtmi_is_refused(capsys, monkeypatch, tmp_path,
                      "--device-id", "dev-1", "--group-key", GROUP_KEY, "--model-id", model_id)  # fmt: skip
     assert error.startswith("iotcprov: error: --model-id: ") and expected in error, error
     assert "give a DTMI such as dtmi:com:example:Thermostat;1" in error
+
+
+KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # a well-formed key, pasted where it does not belong
+
+
+@pytest.mark.parametrize(
+    "misplaced",
+    [
+        ["--id-scope", KEY],
+        ["--device-id", KEY],
+        ["--hub-port", KEY],
+        ["--dps-host", KEY],
+        ["--dps-host", "localhost:" + KEY],
+        ["--trust", KEY],
+        ["--option", KEY],
+        ["--model-id", KEY],
+    ],
+    ids=lambda args: args[0] + (":port" if ":" in args[1] else ""),
+)
+def test_a_key_given_to_the_wrong_option_is_not_echoed(capsys, monkeypatch, tmp_path, misplaced):
+    given = dict(zip(["--id-scope", "--device-id"], [ID_SCOPE, "dev-1"], strict=True))
+    given[misplaced[0]] = misplaced[1]
+    error = _refused(capsys, monkeypatch, tmp_path, "provision", "--port", NO_PORT, "--group-key", GROUP_KEY,
+                     *[part for pair in given.items() for part in pair])  # fmt: skip
+    assert error.startswith(f"iotcprov: error: {misplaced[0]}") or f"argument {misplaced[0]}" in error, error
+    assert KEY[:12] not in error and KEY.rstrip("=")[-12:] not in error, error

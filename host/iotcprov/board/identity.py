@@ -23,7 +23,14 @@ from iotcprov.board.layout import (
 )
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
-from iotcprov.validation import validate_device_id, validate_id_scope, validate_key, validate_model_id
+from iotcprov.validation import (
+    shown,
+    valid_host_name,
+    validate_device_id,
+    validate_id_scope,
+    validate_key,
+    validate_model_id,
+)
 
 GLOBAL_DPS_HOST = "global.azure-devices-provisioning.net"
 EXPIRY_WARNING_DAYS = 30  # a device certificate expiring sooner is written, with a warning
@@ -151,8 +158,10 @@ def x509_files(credential: X509Credential) -> dict[str, bytes]:
 
 def _check_endpoint(request: IdentityRequest) -> None:
     host = request.dps_host
-    if not host or any(c in host for c in " /:") or not host.isascii():
-        raise InputError(f"--dps-host: {host!r} is not a host name; give e.g. {GLOBAL_DPS_HOST} or HOST:PORT")
+    if not valid_host_name(host):
+        raise InputError(
+            f"--dps-host: {shown(host)} is not a host name; give e.g. {GLOBAL_DPS_HOST} or HOST:PORT"
+        )
     for name, port in (("--dps-host port", request.dps_port), ("--hub-port", request.hub_port)):
         if not 1 <= port <= 65535:
             raise InputError(f"{name}: {port} is not a TCP port (1-65535)")
@@ -262,7 +271,9 @@ def parse_dps_host(text: str) -> tuple[str, int]:
     if not sep:
         return text, MQTT_TLS_PORT
     if not port.isdigit():
-        raise InputError(f"--dps-host: {text!r}: the port after ':' must be a number, e.g. localhost:8883")
+        raise InputError(
+            f"--dps-host: the port after ':', {shown(port)}, is not a number; give e.g. localhost:8883"
+        )
     return host, int(port)
 
 
