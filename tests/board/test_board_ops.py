@@ -148,6 +148,30 @@ def test_deploy_skips_unchanged_files_and_removes_stale_ones(board, tmp_path):
     assert "iotc: boot v2" in out
 
 
+def test_provision_and_deploy_say_when_the_board_will_not_come_online(board):
+    """Each still does its work (exit 0) and says, in one line with the fix, what is missing."""
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert lines[0].startswith("iotcprov: warning: the board has no firmware (/lib/iotc)")
+    assert f"iotcprov deploy --port {board.port} --main" in lines[0]
+    assert lines[1].startswith("iotcprov: warning: the board has no Wi-Fi settings")
+    assert "--wifi-ssid" in lines[1]
+
+    out = run_cli("deploy", "--port", board.port)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith("iotcprov: warning: the board has no /main.py") and "--main" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+    assert run_cli("deploy", "--port", board.port, "--main").stderr == ""
+    assert run_cli("deploy", "--port", board.port).stderr == ""  # the main.py is there now
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY, "--wifi-ssid", "lab")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY)  # keeps the board's Wi-Fi settings
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
 def test_erase_identity_leaves_no_identity(board):
     assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
     out = run_cli("erase-identity", "--port", board.port)
@@ -181,8 +205,7 @@ def test_a_certificate_expiring_within_30_days_is_written_with_a_warning(board, 
     cert, key = _x509_files(tmp_path, matching=True, days=10)
     out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key))
     assert out.returncode == 0, out.stderr
-    warning = out.stderr.strip()
-    assert warning.count("\n") == 0
+    [warning] = [line for line in out.stderr.splitlines() if "--cert" in line]  # one line
     assert warning.startswith("iotcprov: warning: --cert: the certificate expires on ")
     assert " in 9 days; " in warning or " in 10 days; " in warning
     assert (board.directory / "iotc-data" / "active").exists()

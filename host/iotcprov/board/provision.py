@@ -21,6 +21,7 @@ from iotcprov.board.layout import (
     ACTIVE,
     ACTIVE_TEMP,
     DATA_DIR,
+    FIRMWARE_DIR,
     IDENTITY_FILE,
     IDENTITY_PREFIX,
     LEGACY_WIFI,
@@ -73,6 +74,8 @@ class ProvisionResult:
     unchanged: bool  # the same identity was already active and verified
     replaced_device_id: str | None  # the other device the board held, when --replace was given
     clock_set: bool
+    has_wifi: bool  # the active identity has Wi-Fi settings (given, or kept from the board)
+    has_firmware: bool  # /lib/iotc is on the board: something will use the identity
     bytes_sent: int
     bytes_received: int
     seconds: float
@@ -187,6 +190,8 @@ def write_identity(
         unchanged=unchanged,
         replaced_device_id=replaced,
         clock_set=clock_set,
+        has_wifi=WIFI_FILE in bundle.files,
+        has_firmware=bool(session.list_dir(FIRMWARE_DIR)),
         bytes_sent=session.bytes_sent - sent,
         bytes_received=session.bytes_received - received,
         seconds=time.monotonic() - started,

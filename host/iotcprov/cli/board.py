@@ -226,7 +226,7 @@ def _bundle(args: argparse.Namespace) -> IdentityBundle:
     )
     bundle = build_identity(request)
     for warning in bundle.warnings:  # before anything is written: the operator may stop here
-        print(f"iotcprov: warning: {warning}", file=sys.stderr)
+        _warn(warning)
     return bundle
 
 
@@ -240,6 +240,11 @@ def wifi_settings(args: argparse.Namespace) -> WifiSettings | None:
 
 
 # --- handlers --------------------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    """One line on stderr: the command did its work, but the board will not do what is wanted."""
+    print(f"iotcprov: warning: {message}", file=sys.stderr)
 
 
 def run_ports(args: argparse.Namespace) -> int:
@@ -262,6 +267,16 @@ def run_provision(args: argparse.Namespace) -> int:
     result = provision.provision(
         args.port, bundle, replace=args.replace, wifi=wifi_settings(args), set_clock=not args.no_clock
     )
+    if not result.has_firmware:
+        _warn(
+            "the board has no firmware (/lib/iotc), so it will not come online with this identity; "
+            f"install it: iotcprov deploy --port {args.port} --main"
+        )
+    if not result.has_wifi:
+        _warn(
+            "the board has no Wi-Fi settings, so it comes online only if its main.py starts a network "
+            "itself; add them: provision again with --wifi-ssid NAME --wifi-password-file FILE"
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
@@ -277,6 +292,11 @@ def run_provision(args: argparse.Namespace) -> int:
 
 def run_deploy(args: argparse.Namespace) -> int:
     result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
+    if not result.has_main:
+        _warn(
+            "the board has no /main.py, so nothing starts the firmware at boot; deploy again with "
+            "--main (the example application) or copy your own main.py (mpremote cp main.py :)"
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
