@@ -6,6 +6,8 @@ import json
 import os
 import socket
 import stat
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -170,6 +172,31 @@ def test_provision_and_deploy_say_when_the_board_will_not_come_online(board):
     assert out.returncode == 0 and out.stderr == "", out.stderr
     out = run_cli(*provision_args(board), "--group-key", GROUP_KEY)  # keeps the board's Wi-Fi settings
     assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_a_port_in_use_is_named_with_the_program_holding_it(board):
+    """With `monitor` open, other commands say the port is in use, and by which process: not
+    "flash MicroPython first" nor "check the cable"."""
+    (board.directory / "main.py").write_text("print('monitor has the port')\n")
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "iotcprov", "monitor", "--port", board.port, "--reset"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        for line in monitor.stdout:  # it shows what the board prints once it holds the port
+            if "monitor has the port" in line:
+                break
+        for args in (provision_args(board) + ("--group-key", GROUP_KEY), ("info", "--port", board.port)):
+            out = run_cli(*args)
+            assert out.returncode == 2, out.stderr
+            in_use = f"iotcprov: error: --port: {board.port!r} is in use by PID {monitor.pid} ("
+            assert out.stderr.startswith(in_use), out.stderr
+            assert "close that program" in out.stderr and out.stderr.count("\n") == 1
+            assert GROUP_KEY not in out.stderr
+    finally:
+        monitor.terminate()
+        monitor.wait()
+    assert run_cli("info", "--port", board.port).returncode == 0  # free again
 
 
 def test_erase_identity_leaves_no_identity(board):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import serial
 
+from iotcprov.board import port_users
 from iotcprov.errors import InputError, OperationError
 
 STATUS_PREFIX = "iotc: "
@@ -83,8 +84,12 @@ def monitor(
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout: {timeout} is not a positive number of seconds")
     try:
-        link = serial.serial_for_url(port, baudrate=115200, timeout=0.2)
+        # exclusive: a provision or deploy started meanwhile is told the port is in use, instead of
+        # both reading half of what the board says
+        link = serial.serial_for_url(port, baudrate=115200, timeout=0.2, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as error:
+        if port_users.busy(port) or port_users.users(port):
+            raise InputError(port_users.in_use_message(port)) from None
         raise InputError(
             f"--port: cannot open {port!r} ({error}); check the cable or the port name"
         ) from None
