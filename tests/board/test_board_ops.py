@@ -82,6 +82,42 @@ def test_info_shows_the_identity_and_no_secret(board):
         assert secret not in out.stdout and secret not in text
 
 
+def _cache_an_assignment(board, hub):
+    """assignment.json as the firmware writes it for the active identity (its own code, on CPython)."""
+    from iotcprov.resources import firmware_dir
+
+    sys.path.insert(0, str(firmware_dir()))
+    try:
+        from iotc.config import identity
+        from iotc.dps import assignment_doc
+    finally:
+        sys.path.remove(str(firmware_dir()))
+    data = board.directory / "iotc-data"
+    folder = (data / "active").read_text().strip()
+    settings = identity(json.loads((data / folder / "identity.json").read_text()), folder)
+    (data / "assignment.json").write_text(json.dumps(assignment_doc(settings, hub, settings.device_id)))
+
+
+def test_info_shows_the_release_the_model_source_and_only_a_current_assignment(board):
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
+    _cache_an_assignment(board, "hub-1.azure-devices.net")
+    text = run_cli("info", "--port", board.port).stdout
+    release = board.run_mpremote("exec", "import sys; print(sys.implementation.version[:3])").stdout
+    version = ".".join(str(n) for n in eval(release))  # the release, as the board reports it
+    assert f"MicroPython   {version} (" in text and "MicroPython   3.4" not in text, text
+    assert "model from main.py, if it names one" in text and "None" not in text, text
+    assert "assignment    hub-1.azure-devices.net as dev-1" in text, text
+
+    # another device on the board: the cache belongs to dev-1, and the firmware will not use it
+    assert run_cli(*provision_args(board, "dev-2"), "--group-key", GROUP_KEY, "--replace").returncode == 0
+    out = run_cli("info", "--port", board.port, "--json")
+    details = json.loads(out.stdout)
+    assert details["identity"]["device_id"] == "dev-2" and details["assignment"] is None
+    assert not details["micropython"].startswith("3.")
+    text = run_cli("info", "--port", board.port).stdout
+    assert "assignment    none cached for this identity" in text and "dev-1" not in text, text
+
+
 def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
     bundle = build_identity(
         IdentityRequest(ID_SCOPE, "dev-1", sas_from_group_key(GROUP_KEY, "dev-1"), (b"root",))
@@ -340,7 +376,7 @@ def test_bad_credentials_leave_the_board_untouched(board, tmp_path):
 
 
 def test_probe_reports_the_micropython_version(board):
-    assert ports.probe(board.port).startswith("3.4.0; MicroPython")
+    assert ports.probe(board.port).startswith("MicroPython ")  # not "3.4.0; ...", the Python level
 
 
 @pytest.mark.smoke

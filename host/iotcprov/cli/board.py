@@ -338,13 +338,14 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(details, indent=2))
         return 0
-    print(f"MicroPython   {details['micropython']} ({details['platform']}, mpy {details['mpy']})")
+    print(f"MicroPython   {details['version']} ({details['platform']}, mpy {details['mpy']})")
     print(f"unique ID     {details['unique_id']}")
     identity = details["identity"]
     if identity:
         print(f"device        {identity['device_id']} (scope {identity['id_scope']}, {identity['auth']})")
         print(f"credential    {identity['fingerprint']}")
-        print(f"DPS           {identity['dps_host']}:{identity['dps_port']}  model {identity['model_id']}")
+        model = identity["model_id"] or "from main.py, if it names one"
+        print(f"DPS           {identity['dps_host']}:{identity['dps_port']}  model {model}")
         print(f"identity      {identity['folder']}: {', '.join(identity['files'])}")
     else:
         print("identity      none")
@@ -357,7 +358,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(
         f"assignment    {assignment['hub']} as {assignment['device_id']}"
         if assignment
-        else "assignment    none"
+        else "assignment    none cached for this identity (the board registers with DPS at boot)"
     )
     return 0
 
