@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import pty
 import socket
 import stat
 import subprocess
@@ -233,6 +234,68 @@ def test_a_port_in_use_is_named_with_the_program_holding_it(board):
         monitor.terminate()
         monitor.wait()
     assert run_cli("info", "--port", board.port).returncode == 0  # free again
+
+
+TICKING_MAIN = (
+    "import time\nprint('iotc: boot test=1')\nwhile True:\n    print('tick')\n    time.sleep(0.05)\n"
+)
+
+
+def _ticking(board):
+    """A board running a main.py that prints a status line, then a line every 50 ms."""
+    (board.directory / "main.py").write_text(TICKING_MAIN)
+    mark = board.output_mark()
+    board.reset()
+    board.wait_for_output("tick", since=mark)
+
+
+def _monitor_command(board, *extra):
+    return [sys.executable, "-m", "iotcprov", "monitor", "--port", board.port, *extra]
+
+
+def test_monitor_reset_shows_the_new_boot_not_the_stopped_program(board):
+    _ticking(board)
+    out = run_cli("monitor", "--port", board.port, "--reset", "--until", "iotc: boot", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    assert "soft reboot" in out.stdout and "iotc: boot test=1" in out.stdout
+    for noise in ("Traceback", "KeyboardInterrupt", ">>>"):
+        assert noise not in out.stdout, out.stdout
+
+
+def test_monitor_honours_no_color_on_a_terminal(board):
+    _ticking(board)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")} | {"NO_COLOR": "1"}
+    process = subprocess.Popen(
+        _monitor_command(board, "--reset", "--until", "iotc: boot", "--timeout", "60"),
+        stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the monitor closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert process.wait() == 0, process.stderr.read()
+    process.stderr.close()
+    assert b"iotc: boot test=1" in seen and b"\x1b[" not in seen, seen
+
+
+def test_monitor_into_a_closed_pipe_ends_quietly(board):
+    _ticking(board)
+    process = subprocess.Popen(
+        _monitor_command(board), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    process.stdout.readline()  # what `| head -1` reads, before it exits
+    process.stdout.close()
+    error = process.stderr.read()
+    process.stderr.close()
+    assert process.wait() == 0 and error == b"", error
 
 
 def test_erase_identity_leaves_no_identity(board):

@@ -5,6 +5,7 @@ The work is done by the service modules in iotcprov.board.
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -385,14 +386,18 @@ def _show_line(line: str, status_only: bool, color: bool) -> None:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    color = sys.stdout.isatty()
-    result = monitor.monitor(
-        args.port,
-        lambda line: _show_line(line, args.status_only, color),
-        until=args.until,
-        timeout=args.timeout,
-        reset=args.reset,
-    )
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # https://no-color.org
+    try:
+        result = monitor.monitor(
+            args.port,
+            lambda line: _show_line(line, args.status_only, color),
+            until=args.until,
+            timeout=args.timeout,
+            reset=args.reset,
+        )
+    except BrokenPipeError:  # `monitor | head` has read what it wanted: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     if args.until is not None and result.matched is None:
         print(f"iotcprov: monitor: no line matched {args.until!r} within {args.timeout} s", file=sys.stderr)
         return 1
