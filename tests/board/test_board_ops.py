@@ -300,8 +300,46 @@ def test_monitor_into_a_closed_pipe_ends_quietly(board):
 
 def test_erase_identity_leaves_no_identity(board):
     assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
-    out = run_cli("erase-identity", "--port", board.port)
+    out = run_cli("erase-identity", "--port", board.port, "--yes")
     assert out.returncode == 0 and "erased device dev-1" in out.stdout
+    assert not (board.directory / "iotc-data").exists()
+
+
+def _erase_at_a_terminal(board, answer: bytes) -> tuple[int, str]:
+    """erase-identity with a terminal on stdin: read its question, type `answer`."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iotcprov", "erase-identity", "--port", board.port],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    said = b""
+    while b"[y/N] " not in said:
+        chunk = os.read(process.stdout.fileno(), 4096)
+        assert chunk, said
+        said += chunk
+    os.write(master, answer + b"\n")
+    said += process.stdout.read()
+    process.stdout.close()
+    code = process.wait()
+    os.close(master)
+    return code, said.decode()
+
+
+def test_erase_identity_asks_first(board):
+    """It removes the Wi-Fi settings too: without a terminal it needs --yes, at one it asks."""
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY, "--wifi-ssid", "lab").returncode == 0
+    before = board_files(board.directory)
+    out = run_cli("erase-identity", "--port", board.port)  # stdin is not a terminal
+    assert out.returncode == 2 and out.stderr.startswith("iotcprov: error: --yes: "), out.stderr
+    assert board_files(board.directory) == before
+
+    code, said = _erase_at_a_terminal(board, b"n")
+    assert f"{board.port} holds device dev-1; erase its identity and Wi-Fi settings? [y/N]" in said
+    assert code == 1 and "nothing erased" in said and board_files(board.directory) == before
+    code, said = _erase_at_a_terminal(board, b"y")
+    assert code == 0 and "erased device dev-1" in said, said
     assert not (board.directory / "iotc-data").exists()
 
 

@@ -31,7 +31,8 @@ from iotcprov.board.layout import (
 from iotcprov.errors import InputError, OperationError
 
 __all__ = [
-    "ActiveIdentity", "ProvisionResult", "WifiSettings", "erase", "erase_identity", "provision",
+    "ActiveIdentity", "EraseDeclined", "ProvisionResult", "WifiSettings", "erase", "erase_identity",
+    "provision",
     "read_active_identity", "set_board_clock", "write_identity",
 ]  # fmt: skip
 
@@ -215,17 +216,28 @@ def provision(
     )
 
 
-def erase(port: str, connect: Callable[[str], BoardSession] = open_board) -> str | None:
+class EraseDeclined(Exception):
+    """The confirmation said no: nothing was erased."""
+
+
+def erase(
+    port: str,
+    connect: Callable[[str], BoardSession] = open_board,
+    confirm: Callable[[str | None], bool] | None = None,
+) -> str | None:
     """Open `port` and erase the identity (see erase_identity); returns the erased device ID."""
     with connect(port) as session:
-        return erase_identity(session)
+        return erase_identity(session, confirm)
 
 
-def erase_identity(session: BoardSession) -> str | None:
+def erase_identity(session: BoardSession, confirm: Callable[[str | None], bool] | None = None) -> str | None:
     """Remove the identity, Wi-Fi settings and assignment cache. `active` goes first, so an
     interruption leaves a board with no identity rather than half of one. Returns the device ID
-    that was erased, or None."""
+    that was erased, or None. `confirm(device ID or None)` is asked first, once the board says
+    what it holds; EraseDeclined when it answers no."""
     current = read_active_identity(session)
+    if confirm is not None and not confirm(current.device_id if current else None):
+        raise EraseDeclined
     session.exec(f"try:os.remove({ACTIVE!r})\nexcept OSError:pass")
     session.remove_tree(ACTIVE_TEMP)
     session.remove_tree(DATA_DIR)

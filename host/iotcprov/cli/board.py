@@ -182,6 +182,9 @@ def _register_monitor(subparsers: argparse._SubParsersAction) -> None:
 def _register_erase(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("erase-identity", help="remove the identity, Wi-Fi settings and DPS cache")
     _port(parser)
+    parser.add_argument(
+        "--yes", action="store_true", help="erase without asking (needed when stdin is not a terminal)"
+    )
     parser.set_defaults(func=run_erase)
 
 
@@ -404,8 +407,30 @@ def run_monitor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm_erase(args: argparse.Namespace):
+    """--yes, or a y at the terminal once the board has said which device it holds."""
+    if args.yes:
+        return None
+    if not sys.stdin.isatty():
+        raise InputError(
+            "--yes: erase-identity removes the identity and the Wi-Fi settings; give --yes to erase "
+            "without a terminal to confirm at"
+        )
+
+    def ask(device_id: str | None) -> bool:
+        held = f"device {device_id}" if device_id else "no identity"
+        answer = input(f"{args.port} holds {held}; erase its identity and Wi-Fi settings? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
 def run_erase(args: argparse.Namespace) -> int:
-    erased = provision.erase(args.port)
+    try:
+        erased = provision.erase(args.port, confirm=_confirm_erase(args))
+    except provision.EraseDeclined:
+        print("nothing erased")
+        return 1
     print(
         f"erased device {erased}" if erased else "no identity on the board; Wi-Fi settings and cache removed"
     )
