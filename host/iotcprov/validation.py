@@ -20,7 +20,7 @@ DEVICE_ID_MAX = 128
 KEY_MIN_BYTES = 16
 KEY_MAX_BYTES = 64
 DEVICE_ID_COLUMN = "device_id"
-_ID_SCOPE = re.compile(r"0ne[0-9A-Za-z]{8}")
+_ID_SCOPE = re.compile(r"0ne[0-9A-Z]{8}")  # DPS compares it as given: upper case, as IoT Central shows it
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _REGISTRATION_EXTRA = "-._:"
 # DTMI (https://azure.github.io/opendigitaltwins-dtdl/DTMI): dtmi:SEGMENT(:SEGMENT)*;VERSION. A user
@@ -90,8 +90,14 @@ def validate_registration_id(value: str, field: str = "--registration-id") -> st
 
 
 def validate_id_scope(value: str, field: str = "--id-scope") -> str:
-    """DPS ID scopes look like 0ne00ABCDEF: '0ne' and 8 letters or digits."""
-    if not _ID_SCOPE.fullmatch(value or ""):
+    """DPS ID scopes look like 0ne00ABCDEF: '0ne' and 8 upper-case letters or digits."""
+    text = value or ""
+    if not _ID_SCOPE.fullmatch(text) and _ID_SCOPE.fullmatch(text[:3].lower() + text[3:].upper()):
+        raise InputError(
+            f"{field}: {_shown(text)} is in the wrong case; DPS compares the scope as given: "
+            f"use {text[:3].lower() + text[3:].upper()}, as IoT Central shows it"
+        )
+    if not _ID_SCOPE.fullmatch(text):
         raise InputError(
             f"{field}: {_shown(value or '')} is not an ID scope; copy it from IoT Central "
             "(Permissions > Device connection groups), e.g. 0ne00ABCDEF"
