@@ -201,3 +201,12 @@ def test_a_key_given_to_the_wrong_option_is_not_echoed(capsys, monkeypatch, tmp_
                      *[part for pair in given.items() for part in pair])  # fmt: skip
     assert error.startswith(f"iotcprov: error: {misplaced[0]}") or f"argument {misplaced[0]}" in error, error
     assert KEY[:12] not in error and KEY.rstrip("=")[-12:] not in error, error
+
+
+@pytest.mark.parametrize(("ssid", "size"), [("n" * 33, 33), ("ü" * 17, 34), ("", 0)])
+def test_a_wifi_name_no_access_point_can_have_is_refused(capsys, monkeypatch, tmp_path, ssid, size):
+    error = _refused(capsys, monkeypatch, tmp_path, "provision", "--port", NO_PORT, "--id-scope", ID_SCOPE,
+                     "--device-id", "dev-1", "--group-key", GROUP_KEY, "--wifi-ssid", ssid)  # fmt: skip
+    expected = f"iotcprov: error: --wifi-ssid: {size} bytes; a Wi-Fi network name (SSID) is 1 to 32"
+    assert error.startswith(expected), error
+    assert WifiSettings("n" * 32, "").ssid == "n" * 32

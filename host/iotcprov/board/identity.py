@@ -33,6 +33,7 @@ from iotcprov.validation import (
 )
 
 GLOBAL_DPS_HOST = "global.azure-devices-provisioning.net"
+SSID_MAX_BYTES = 32  # IEEE 802.11
 EXPIRY_WARNING_DAYS = 30  # a device certificate expiring sooner is written, with a warning
 MQTT_TLS_PORT = 8883
 
@@ -69,6 +70,14 @@ class WifiSettings:
 
     ssid: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        size = len(self.ssid.encode("utf-8"))
+        if not 1 <= size <= SSID_MAX_BYTES:
+            raise InputError(
+                f"--wifi-ssid: {size} bytes; a Wi-Fi network name (SSID) is 1 to {SSID_MAX_BYTES} bytes, "
+                "so the board could never join this one: give the name the access point broadcasts"
+            )
 
     def file(self) -> bytes:
         """The contents of wifi.json."""
