@@ -142,6 +142,11 @@ def validate_key(value: str, field: str = "--key") -> bytes:
     text = (value or "").strip()
     if not text:
         raise InputError(f"{field}: empty; give the key as base64 text, as IoT Central shows it")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:  # e.g. primary and secondary key in one file
+        raise InputError(
+            f"{field}: holds {len(lines)} lines; give one key, alone on one line, as IoT Central shows it"
+        )
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):

@@ -105,3 +105,12 @@ def test_a_password_keeps_its_spaces_and_loses_only_the_files_line_ending(tmp_pa
         assert option.resolve(args, environ={}) == expected
     assert option.resolve(parser.parse_args(["--wifi-password", " x "]), environ={}) == " x "
     assert option.resolve(parser.parse_args([]), environ={ENV: "y "}) == "y "
+
+
+def test_a_key_file_with_two_lines_says_so(tmp_path):
+    key_file = tmp_path / "group.key"
+    key_file.write_text(f"{KEY}\n{KEY}\n")  # primary and secondary pasted together
+    message = error_of(lambda: resolve_key(None, str(key_file), ENV, "--group-key", environ={}))
+    assert message == (
+        "--group-key-file: holds 2 lines; give one key, alone on one line, as IoT Central shows it"
+    )
