@@ -165,4 +165,4 @@ def test_errors_are_one_line_with_exit_codes(data, capsys, tmp_path):
     )
     assert code == 2 and "base64" in err and "xx" not in err.split(":", 2)[-1]
     code, _, err = run(capsys, "emulator", "--data", str(tmp_path), "devices")
-    assert code == 1 and "no emulator is running" in err
+    assert code == 2 and "no emulator is running" in err  # bad input, as every other refusal here
