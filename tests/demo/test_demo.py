@@ -157,6 +157,10 @@ def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     # The board holds only its derived key, never the group key.
     board_bytes = b"".join(p.read_bytes() for p in (keep / "board").rglob("*") if p.is_file())
     assert group_key.encode() not in board_bytes and device_key.encode() in board_bytes
+    # --keep leaves the board's secrets readable by this user only
+    folder = data / (data / "active").read_text().strip()
+    for secret_file in (folder / "device.key", folder / "wifi.json"):
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600, secret_file
 
 
 def test_x509_demo_uses_a_verified_ca_group(tmp_path):
