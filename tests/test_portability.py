@@ -126,7 +126,7 @@ def test_board_commands_run_without_posix_facilities(tmp_path):
         assert info["identity"]["fingerprint"] == provisioned["fingerprint"]
         monitored = as_windows("monitor", "--port", port, "--timeout", "0.5")
         assert monitored.returncode == 0, monitored.stderr
-        assert "erased device dev-1" in assert_ok(as_windows("erase-identity", "--port", port))
+        assert "erased device dev-1" in assert_ok(as_windows("erase-identity", "--port", port, "--yes"))
         deployed = json.loads(assert_ok(as_windows("deploy", "--port", port, "--json")))
         assert deployed["written"]
     image = tmp_path / "micropython.bin"

@@ -1,7 +1,8 @@
 # Start-up: read and check everything the firmware needs before it touches the network (the
-# active identity folder, identity.json, the files it names, wifi.json, the assignment cache)
-# and give the TLS context its trust. Used once, then unloaded with what it loaded; the checks
-# (config.py) and the key check (sas.py) are loaded one after the other, never both at once.
+# active identity folder, identity.json, the files it names, its wifi.json or else the data
+# folder's, the assignment cache) and give the TLS context its trust. Used once, then unloaded
+# with what it loaded; the checks (config.py) and the key check (sas.py) are loaded one after the
+# other, never both at once.
 
 import gc
 import json
@@ -114,13 +115,16 @@ def load(root):
             if not read(base + "/" + name):
                 raise ConfigError("is empty" + fix, base + "/" + name)
     s.wifi = None
-    path = root + "/wifi.json"
-    try:
-        os.stat(path)
-    except OSError:  # no wifi.json: wait for a link someone else starts
-        doc = None
-    else:
+    # The identity folder's wifi.json, so that identity and Wi-Fi change together by the `active`
+    # rename; boards provisioned before keep theirs in the data folder.
+    doc = None
+    for path in (base + "/wifi.json", root + "/wifi.json"):
+        try:
+            os.stat(path)
+        except OSError:  # none here
+            continue
         doc = read(path)  # there but unreadable: a config error, not "no Wi-Fi settings"
+        break
     if doc is not None:
         try:
             s.wifi = config.wifi(json.loads(doc))

@@ -43,8 +43,10 @@ def _resolve(
     field: str,
     environ: Mapping[str, str] | None,
     holds: str = KEY_TEXT,
+    strip: bool = True,
 ) -> tuple[str, str]:
-    """(secret text, name of the source it came from)."""
+    """(secret text, name of the source it came from). strip=False (free text such as a password,
+    where spaces count): only a file's final line ending goes."""
     environ = os.environ if environ is None else environ
     file_field = f"{field}-file"
     sources = []
@@ -65,7 +67,10 @@ def _resolve(
         text = _read_secret_file(file or "", file_field, holds)
     else:
         text = environ[env_var]
-    text = text.strip()
+    if strip:
+        text = text.strip()
+    elif source == file_field:
+        text = text.removesuffix("\n").removesuffix("\r")
     if not text:
         raise InputError(f"{source}: empty; it must hold {holds}")
     return text, source
@@ -78,13 +83,15 @@ def resolve_secret(
     field: str,
     environ: Mapping[str, str] | None = None,
     holds: str = KEY_TEXT,
+    strip: bool = True,
 ) -> str:
-    """The secret from exactly one of `value`, the file at `file`, or `env_var`; whitespace stripped.
+    """The secret from exactly one of `value`, the file at `file`, or `env_var`; whitespace stripped
+    (strip=False: kept as given, but for a file's final line ending).
 
     `field` is the option name (e.g. "--group-key"); its file option is `field` + "-file".
     `holds` says in error messages what the secret should be.
     """
-    return _resolve(value, file, env_var, field, environ, holds)[0]
+    return _resolve(value, file, env_var, field, environ, holds, strip)[0]
 
 
 def resolve_key(
@@ -103,7 +110,7 @@ class SecretOption:
     flag: str
     env_var: str
     what: str
-    is_key: bool = True  # a base64 key (False: free text, such as a password)
+    is_key: bool = True  # a base64 key (False: free text, such as a password, kept as given)
 
     @property
     def file_flag(self) -> str:
@@ -146,7 +153,8 @@ class SecretOption:
         """The secret text from parsed `args` or the environment."""
         holds = KEY_TEXT if self.is_key else f"the {self.what}"
         return resolve_secret(
-            getattr(args, self.dest), getattr(args, self.file_dest), self.env_var, self.flag, environ, holds
+            getattr(args, self.dest), getattr(args, self.file_dest), self.env_var, self.flag, environ, holds,
+            strip=self.is_key,  # a password's spaces are part of it
         )
 
     def resolve_key(self, args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> str:

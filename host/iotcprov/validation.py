@@ -20,14 +20,42 @@ DEVICE_ID_MAX = 128
 KEY_MIN_BYTES = 16
 KEY_MAX_BYTES = 64
 DEVICE_ID_COLUMN = "device_id"
-_ID_SCOPE = re.compile(r"0ne[0-9A-Za-z]{8}")
+_ID_SCOPE = re.compile(r"0ne[0-9A-Z]{8}")  # DPS compares it as given: upper case, as IoT Central shows it
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _REGISTRATION_EXTRA = "-._:"
+# DTMI (https://azure.github.io/opendigitaltwins-dtdl/DTMI): dtmi:SEGMENT(:SEGMENT)*;VERSION. A user
+# segment starts with a letter, holds letters, digits and '_', and does not end with '_'; the
+# version is 1..999999999 without leading zeros (DTDL v2, which IoT Central reads).
+_DTMI_SEGMENT = r"[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?"
+_DTMI = re.compile(rf"dtmi:{_DTMI_SEGMENT}(?::{_DTMI_SEGMENT})*;[1-9][0-9]{{0,8}}")
+_DTMI_EXAMPLE = "dtmi:com:example:Thermostat;1"
 _ECHO_MAX = 16  # longer rejected values are described, not shown: they may be a key in the wrong place
+
+
+_KEY_LIKE = re.compile(r"[A-Za-z0-9+/_-]{20,}={0,2}")  # base64 (or base64url) text long enough for a key
 
 
 def _shown(value: str) -> str:
     return repr(value) if len(value) <= _ECHO_MAX else f"the value ({len(value)} characters)"
+
+
+def looks_like_key(value: str) -> bool:
+    """True for text that could be a key given to the wrong option: long base64-like text."""
+    return bool(_KEY_LIKE.fullmatch(value.strip()))
+
+
+def shown(value: str) -> str:
+    """How a rejected value appears in a message: quoted, unless it could be a misplaced key (or is
+    too long to be useful), which is described by its length instead."""
+    if looks_like_key(value) or len(value) > 120:
+        return f"the value ({len(value)} characters)"
+    return repr(value)
+
+
+def valid_host_name(value: str) -> bool:
+    """A DNS name or IPv4 address: dot-separated labels of letters, digits and '-'."""
+    labels = (value or "").split(".")
+    return len(value or "") <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
 def _check_id_characters(value: str, field: str, allowed_extra: str, rule: str) -> None:
@@ -62,8 +90,14 @@ def validate_registration_id(value: str, field: str = "--registration-id") -> st
 
 
 def validate_id_scope(value: str, field: str = "--id-scope") -> str:
-    """DPS ID scopes look like 0ne00ABCDEF: '0ne' and 8 letters or digits."""
-    if not _ID_SCOPE.fullmatch(value or ""):
+    """DPS ID scopes look like 0ne00ABCDEF: '0ne' and 8 upper-case letters or digits."""
+    text = value or ""
+    if not _ID_SCOPE.fullmatch(text) and _ID_SCOPE.fullmatch(text[:3].lower() + text[3:].upper()):
+        raise InputError(
+            f"{field}: {_shown(text)} is in the wrong case; DPS compares the scope as given: "
+            f"use {text[:3].lower() + text[3:].upper()}, as IoT Central shows it"
+        )
+    if not _ID_SCOPE.fullmatch(text):
         raise InputError(
             f"{field}: {_shown(value or '')} is not an ID scope; copy it from IoT Central "
             "(Permissions > Device connection groups), e.g. 0ne00ABCDEF"
@@ -71,10 +105,31 @@ def validate_id_scope(value: str, field: str = "--id-scope") -> str:
     return value
 
 
+def validate_model_id(value: str, field: str = "--model-id") -> str:
+    """A DTDL v2 model ID (DTMI), e.g. dtmi:com:example:Thermostat;1; says which rule it breaks."""
+    if _DTMI.fullmatch(value or ""):
+        return value
+    text = value or ""
+    shown = repr(text) if text.startswith("dtmi:") and len(text) <= 128 else _shown(text)
+    path, semicolon, version = text[5:].partition(";") if text.startswith("dtmi:") else ("", "", "")
+    if not text.startswith("dtmi:"):
+        why = "does not start with 'dtmi:'"
+    elif not semicolon:
+        why = "has no ';VERSION' (quote the value in a shell, where ';' ends the command)"
+    elif not re.fullmatch(r"[1-9][0-9]{0,8}", version):
+        why = "has a version that is not a whole number from 1 to 999999999"
+    else:
+        bad = next((s for s in path.split(":") if not re.fullmatch(_DTMI_SEGMENT, s)), "")
+        why = (
+            f"has the segment {bad!r}: a segment starts with a letter, holds letters, digits and '_' "
+            "and does not end with '_'"
+        )
+    raise InputError(f"{field}: {shown} {why}; give a DTMI such as {_DTMI_EXAMPLE}")
+
+
 def validate_hub_host(value: str, field: str = "--hub") -> str:
     """An IoT Hub host name such as iotc-1234.azure-devices.net: no scheme, port or path."""
-    labels = (value or "").split(".")
-    if len(value or "") > 253 or len(labels) < 2 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+    if len((value or "").split(".")) < 2 or not valid_host_name(value):
         raise InputError(
             f"{field}: {_shown(value or '')} is not a host name; give the hub host only, "
             "e.g. iotc-1234.azure-devices.net"
@@ -87,6 +142,11 @@ def validate_key(value: str, field: str = "--key") -> bytes:
     text = (value or "").strip()
     if not text:
         raise InputError(f"{field}: empty; give the key as base64 text, as IoT Central shows it")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:  # e.g. primary and secondary key in one file
+        raise InputError(
+            f"{field}: holds {len(lines)} lines; give one key, alone on one line, as IoT Central shows it"
+        )
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
@@ -126,8 +186,8 @@ def parse_options(pairs: list[str], field: str = "--option") -> dict:
     options: dict = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
-        if not sep or not name:
-            raise InputError(f"{field}: {pair!r} is not NAME=VALUE, e.g. telemetry_interval=30")
+        if not sep or not name or looks_like_key(pair):  # a key ends in '=' too: never a name
+            raise InputError(f"{field}: {shown(pair)} is not NAME=VALUE, e.g. telemetry_interval=30")
         try:
             options[name] = json.loads(value)
         except ValueError:

@@ -3,7 +3,12 @@
 import base64
 import hashlib
 import json
+import os
+import pty
 import socket
+import stat
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -41,7 +46,9 @@ def test_provision_with_group_key_writes_only_the_derived_key(board):
     settings = json.loads(files[f"/iotc-data/{folder}/identity.json"])
     assert settings["device_id"] == "dev-1" and settings["fingerprint"] == fingerprint
     assert files[f"/iotc-data/{folder}/device.key"] == device_key.encode()
-    assert json.loads(files["/iotc-data/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    # in the identity folder: the `active` rename switches identity and Wi-Fi together
+    assert json.loads(files[f"/iotc-data/{folder}/wifi.json"]) == {"ssid": "lab", "password": "pw-123"}
+    assert "/iotc-data/wifi.json" not in files
     everything = b"".join(files.values())
     assert GROUP_KEY.encode() not in everything and base64.b64decode(GROUP_KEY) not in everything
     assert not [p for p in files if p.endswith((".tmp", ".z"))]
@@ -76,6 +83,42 @@ def test_info_shows_the_identity_and_no_secret(board):
         assert secret not in out.stdout and secret not in text
 
 
+def _cache_an_assignment(board, hub):
+    """assignment.json as the firmware writes it for the active identity (its own code, on CPython)."""
+    from iotcprov.resources import firmware_dir
+
+    sys.path.insert(0, str(firmware_dir()))
+    try:
+        from iotc.config import identity
+        from iotc.dps import assignment_doc
+    finally:
+        sys.path.remove(str(firmware_dir()))
+    data = board.directory / "iotc-data"
+    folder = (data / "active").read_text().strip()
+    settings = identity(json.loads((data / folder / "identity.json").read_text()), folder)
+    (data / "assignment.json").write_text(json.dumps(assignment_doc(settings, hub, settings.device_id)))
+
+
+def test_info_shows_the_release_the_model_source_and_only_a_current_assignment(board):
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
+    _cache_an_assignment(board, "hub-1.azure-devices.net")
+    text = run_cli("info", "--port", board.port).stdout
+    release = board.run_mpremote("exec", "import sys; print(sys.implementation.version[:3])").stdout
+    version = ".".join(str(n) for n in eval(release))  # the release, as the board reports it
+    assert f"MicroPython   {version} (" in text and "MicroPython   3.4" not in text, text
+    assert "model from main.py, if it names one" in text and "None" not in text, text
+    assert "assignment    hub-1.azure-devices.net as dev-1" in text, text
+
+    # another device on the board: the cache belongs to dev-1, and the firmware will not use it
+    assert run_cli(*provision_args(board, "dev-2"), "--group-key", GROUP_KEY, "--replace").returncode == 0
+    out = run_cli("info", "--port", board.port, "--json")
+    details = json.loads(out.stdout)
+    assert details["identity"]["device_id"] == "dev-2" and details["assignment"] is None
+    assert not details["micropython"].startswith("3.")
+    text = run_cli("info", "--port", board.port).stdout
+    assert "assignment    none cached for this identity" in text and "dev-1" not in text, text
+
+
 def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
     bundle = build_identity(
         IdentityRequest(ID_SCOPE, "dev-1", sas_from_group_key(GROUP_KEY, "dev-1"), (b"root",))
@@ -95,6 +138,25 @@ def test_same_identity_again_is_a_no_op_and_another_needs_replace(board):
     assert result["replaced_device_id"] == "dev-1"
     data = sorted(p for p in board_files(board.directory) if p.startswith("/iotc-data/id-"))
     assert {p.split("/")[2] for p in data} == {result["folder"]}  # the old folder is gone
+
+
+def test_wifi_settings_stay_with_a_new_identity_given_none(board):
+    """A board provisioned before the Wi-Fi settings moved into the identity folder keeps them in
+    /iotc-data/wifi.json: a provision without Wi-Fi settings moves them into the new folder, and
+    the next one (another device, still no Wi-Fi settings) carries them over."""
+    legacy = board.directory / "iotc-data" / "wifi.json"
+    legacy.parent.mkdir()
+    legacy.write_text('{"ssid":"old-lab","password":"pw-old"}')
+    for device_id in ("dev-1", "dev-2"):
+        bundle = build_identity(
+            IdentityRequest(ID_SCOPE, device_id, sas_from_group_key(GROUP_KEY, device_id), (b"root",))
+        )
+        result = provision.provision(board.port, bundle, replace=True)
+        files = board_files(board.directory)
+        assert files["/iotc-data/active"].decode().strip() == result.folder
+        wifi = json.loads(files[f"/iotc-data/{result.folder}/wifi.json"])
+        assert wifi == {"ssid": "old-lab", "password": "pw-old"}
+        assert "/iotc-data/wifi.json" not in files
 
 
 @pytest.mark.smoke
@@ -125,17 +187,166 @@ def test_deploy_skips_unchanged_files_and_removes_stale_ones(board, tmp_path):
     assert "iotc: boot v2" in out
 
 
+def test_provision_and_deploy_say_when_the_board_will_not_come_online(board):
+    """Each still does its work (exit 0) and says, in one line with the fix, what is missing."""
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY)
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2, out.stderr
+    assert lines[0].startswith("iotcprov: warning: the board has no firmware (/lib/iotc)")
+    assert f"iotcprov deploy --port {board.port} --main" in lines[0]
+    assert lines[1].startswith("iotcprov: warning: the board has no Wi-Fi settings")
+    assert "--wifi-ssid" in lines[1]
+
+    out = run_cli("deploy", "--port", board.port)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith("iotcprov: warning: the board has no /main.py") and "--main" in out.stderr
+    assert out.stderr.count("\n") == 1
+
+    assert run_cli("deploy", "--port", board.port, "--main").stderr == ""
+    assert run_cli("deploy", "--port", board.port).stderr == ""  # the main.py is there now
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY, "--wifi-ssid", "lab")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    out = run_cli(*provision_args(board), "--group-key", GROUP_KEY)  # keeps the board's Wi-Fi settings
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_a_port_in_use_is_named_with_the_program_holding_it(board):
+    """With `monitor` open, other commands say the port is in use, and by which process: not
+    "flash MicroPython first" nor "check the cable"."""
+    (board.directory / "main.py").write_text("print('monitor has the port')\n")
+    monitor = subprocess.Popen(
+        [sys.executable, "-m", "iotcprov", "monitor", "--port", board.port, "--reset"],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        for line in monitor.stdout:  # it shows what the board prints once it holds the port
+            if "monitor has the port" in line:
+                break
+        for args in (provision_args(board) + ("--group-key", GROUP_KEY), ("info", "--port", board.port)):
+            out = run_cli(*args)
+            assert out.returncode == 2, out.stderr
+            in_use = f"iotcprov: error: --port: {board.port!r} is in use by PID {monitor.pid} ("
+            assert out.stderr.startswith(in_use), out.stderr
+            assert "close that program" in out.stderr and out.stderr.count("\n") == 1
+            assert GROUP_KEY not in out.stderr
+    finally:
+        monitor.terminate()
+        monitor.wait()
+    assert run_cli("info", "--port", board.port).returncode == 0  # free again
+
+
+TICKING_MAIN = (
+    "import time\nprint('iotc: boot test=1')\nwhile True:\n    print('tick')\n    time.sleep(0.05)\n"
+)
+
+
+def _ticking(board):
+    """A board running a main.py that prints a status line, then a line every 50 ms."""
+    (board.directory / "main.py").write_text(TICKING_MAIN)
+    mark = board.output_mark()
+    board.reset()
+    board.wait_for_output("tick", since=mark)
+
+
+def _monitor_command(board, *extra):
+    return [sys.executable, "-m", "iotcprov", "monitor", "--port", board.port, *extra]
+
+
+def test_monitor_reset_shows_the_new_boot_not_the_stopped_program(board):
+    _ticking(board)
+    out = run_cli("monitor", "--port", board.port, "--reset", "--until", "iotc: boot", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    assert "soft reboot" in out.stdout and "iotc: boot test=1" in out.stdout
+    for noise in ("Traceback", "KeyboardInterrupt", ">>>"):
+        assert noise not in out.stdout, out.stdout
+
+
+def test_monitor_honours_no_color_on_a_terminal(board):
+    _ticking(board)
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")} | {"NO_COLOR": "1"}
+    process = subprocess.Popen(
+        _monitor_command(board, "--reset", "--until", "iotc: boot", "--timeout", "60"),
+        stdout=slave, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: the monitor closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert process.wait() == 0, process.stderr.read()
+    process.stderr.close()
+    assert b"iotc: boot test=1" in seen and b"\x1b[" not in seen, seen
+
+
+def test_monitor_into_a_closed_pipe_ends_quietly(board):
+    _ticking(board)
+    process = subprocess.Popen(
+        _monitor_command(board), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    process.stdout.readline()  # what `| head -1` reads, before it exits
+    process.stdout.close()
+    error = process.stderr.read()
+    process.stderr.close()
+    assert process.wait() == 0 and error == b"", error
+
+
 def test_erase_identity_leaves_no_identity(board):
     assert run_cli(*provision_args(board), "--group-key", GROUP_KEY).returncode == 0
-    out = run_cli("erase-identity", "--port", board.port)
+    out = run_cli("erase-identity", "--port", board.port, "--yes")
     assert out.returncode == 0 and "erased device dev-1" in out.stdout
     assert not (board.directory / "iotc-data").exists()
 
 
-def _x509_files(tmp_path, matching):
+def _erase_at_a_terminal(board, answer: bytes) -> tuple[int, str]:
+    """erase-identity with a terminal on stdin: read its question, type `answer`."""
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iotcprov", "erase-identity", "--port", board.port],
+        stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    said = b""
+    while b"[y/N] " not in said:
+        chunk = os.read(process.stdout.fileno(), 4096)
+        assert chunk, said
+        said += chunk
+    os.write(master, answer + b"\n")
+    said += process.stdout.read()
+    process.stdout.close()
+    code = process.wait()
+    os.close(master)
+    return code, said.decode()
+
+
+def test_erase_identity_asks_first(board):
+    """It removes the Wi-Fi settings too: without a terminal it needs --yes, at one it asks."""
+    assert run_cli(*provision_args(board), "--group-key", GROUP_KEY, "--wifi-ssid", "lab").returncode == 0
+    before = board_files(board.directory)
+    out = run_cli("erase-identity", "--port", board.port)  # stdin is not a terminal
+    assert out.returncode == 2 and out.stderr.startswith("iotcprov: error: --yes: "), out.stderr
+    assert board_files(board.directory) == before
+
+    code, said = _erase_at_a_terminal(board, b"n")
+    assert f"{board.port} holds device dev-1; erase its identity and Wi-Fi settings? [y/N]" in said
+    assert code == 1 and "nothing erased" in said and board_files(board.directory) == before
+    code, said = _erase_at_a_terminal(board, b"y")
+    assert code == 0 and "erased device dev-1" in said, said
+    assert not (board.directory / "iotc-data").exists()
+
+
+def _x509_files(tmp_path, matching, days=pki.LEAF_DAYS):
     ca_key, leaf_key = pki.generate_key(), pki.generate_key()
     ca = pki.make_root_ca("Test Root", ca_key)
-    leaf = pki.make_device_cert("dev-x", leaf_key, ca, ca_key)
+    leaf = pki.make_device_cert("dev-x", leaf_key, ca, ca_key, days=days)
     cert, key = tmp_path / "dev.pem", tmp_path / "dev.key"
     cert.write_bytes(pki.cert_to_pem(leaf))
     key.write_bytes(pki.key_to_pem(leaf_key if matching else pki.generate_key()))
@@ -152,6 +363,37 @@ def test_x509_identity_is_stored_as_der(board, tmp_path):
     leaf = pki.load_certificate(cert.read_bytes())
     assert files[f"/iotc-data/{folder}/cert.der"] == pki.cert_to_der(leaf)
     assert pki.thumbprint_sha256(leaf) in out.stdout
+
+
+def test_a_certificate_expiring_within_30_days_is_written_with_a_warning(board, tmp_path):
+    cert, key = _x509_files(tmp_path, matching=True, days=10)
+    out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key))
+    assert out.returncode == 0, out.stderr
+    [warning] = [line for line in out.stderr.splitlines() if "--cert" in line]  # one line
+    assert warning.startswith("iotcprov: warning: --cert: the certificate expires on ")
+    assert " in 9 days; " in warning or " in 10 days; " in warning
+    assert (board.directory / "iotc-data" / "active").exists()
+
+
+def test_the_board_folder_keeps_secrets_to_this_user(make_board, tmp_path):
+    """A virtual board's folder is its flash: device key, private key and Wi-Fi password are 0600
+    whatever the umask of whoever started it (the usual 022 here)."""
+    previous = os.umask(0o022)
+    try:
+        board = make_board()
+    finally:
+        os.umask(previous)
+    cert, key = _x509_files(tmp_path, matching=True)
+    out = run_cli(*provision_args(board, "dev-x"), "--cert", str(cert), "--key", str(key),
+                  "--wifi-ssid", "lab", "--wifi-password", "pw-123")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    folder = board.directory / "iotc-data" / (board.directory / "iotc-data" / "active").read_text().strip()
+    for name in ("key.der", "wifi.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
+    assert run_cli(*provision_args(board, "dev-1"), "--group-key", GROUP_KEY, "--replace").returncode == 0
+    folder = board.directory / "iotc-data" / (board.directory / "iotc-data" / "active").read_text().strip()
+    for name in ("device.key", "wifi.json"):
+        assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
 
 
 @pytest.fixture
@@ -235,7 +477,7 @@ def test_bad_credentials_leave_the_board_untouched(board, tmp_path):
 
 
 def test_probe_reports_the_micropython_version(board):
-    assert ports.probe(board.port).startswith("3.4.0; MicroPython")
+    assert ports.probe(board.port).startswith("MicroPython ")  # not "3.4.0; ...", the Python level
 
 
 @pytest.mark.smoke

@@ -95,9 +95,12 @@ def test_bad_input_names_the_field(changes, field):
 def test_identity_tree_makes_the_folder_active():
     bundle = build_identity(sas_request())
     tree = identity_tree(bundle, WifiSettings("net", "pw"))
-    assert tree["/iotc-data/active"] == (bundle.folder + "\n").encode()
-    assert tree[f"/iotc-data/{bundle.folder}/identity.json"] == bundle.files["identity.json"]
-    assert json.loads(tree["/iotc-data/wifi.json"]) == {"ssid": "net", "password": "pw"}
+    folder = tree["/iotc-data/active"].decode().strip()
+    assert folder == bundle.with_wifi(WifiSettings("net", "pw").file()).folder != bundle.folder
+    assert tree[f"/iotc-data/{folder}/identity.json"] == bundle.files["identity.json"]
+    assert json.loads(tree[f"/iotc-data/{folder}/wifi.json"]) == {"ssid": "net", "password": "pw"}
+    assert "/iotc-data/wifi.json" not in tree
+    assert identity_tree(bundle)["/iotc-data/active"] == (bundle.folder + "\n").encode()
 
 
 def test_azure_roots_are_the_two_by_subject_name():

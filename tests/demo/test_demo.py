@@ -150,12 +150,17 @@ def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     group_key = database.execute("SELECT primary_key FROM groups").fetchone()[0]
     database.close()
     device_key = derive_device_key(group_key, summary["device_id"])
-    wifi = json.loads((keep / "board" / "iotc-data" / "wifi.json").read_text())
+    data = keep / "board" / "iotc-data"
+    wifi = json.loads((data / (data / "active").read_text().strip() / "wifi.json").read_text())
     for secret in (group_key, device_key, base64.b64decode(group_key).hex(), wifi["password"]):
         assert secret not in out and secret not in err
     # The board holds only its derived key, never the group key.
     board_bytes = b"".join(p.read_bytes() for p in (keep / "board").rglob("*") if p.is_file())
     assert group_key.encode() not in board_bytes and device_key.encode() in board_bytes
+    # --keep leaves the board's secrets readable by this user only
+    folder = data / (data / "active").read_text().strip()
+    for secret_file in (folder / "device.key", folder / "wifi.json"):
+        assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600, secret_file
 
 
 def test_x509_demo_uses_a_verified_ca_group(tmp_path):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 
 import pytest
+from iotcprov.board.identity import sas_fingerprint
 from iotcprov.cli import main
 from iotcprov.credentials.sas import derive_device_key
 from iotcprov.emulator import mqtt_codec as mqtt
@@ -24,6 +26,17 @@ def run(capsys, *argv: str) -> tuple[int, object, str]:
     captured = capsys.readouterr()
     out = captured.out.strip()
     return code, (json.loads(out) if out else None), captured.err
+
+
+def test_a_key_given_to_group_create_is_not_printed_back(emulator, data, capsys, tmp_path):
+    given = derive_device_key(base64.b64encode(bytes(64)).decode(), "any")  # a well-formed key
+    key_file = tmp_path / "primary.key"
+    key_file.write_text(given + "\n")
+    code, group, err = run(capsys, "emulator", "--data", data, "group", "create", "--name", "cli-given",
+                           "--sas", "--primary-key-file", str(key_file))  # fmt: skip
+    assert code == 0 and given not in json.dumps(group) + err
+    assert group["primary_key_fingerprint"] == sas_fingerprint(given) and "primary_key" not in group
+    assert len(base64.b64decode(group["secondary_key"])) >= 32  # generated here: printed once, as before
 
 
 def test_groups_enrollments_and_devices(emulator, data, capsys, tmp_path):
@@ -70,7 +83,8 @@ def test_groups_enrollments_and_devices(emulator, data, capsys, tmp_path):
     code, enrolled, _ = run(
         capsys, "emulator", "--data", data, "enroll", "--device-id", "cli-ind", "--sas", "--key", device_key
     )
-    assert code == 0 and enrolled["primary_key"] == device_key
+    assert code == 0 and "primary_key" not in enrolled and device_key not in json.dumps(enrolled)
+    assert enrolled["primary_key_fingerprint"] == sas_fingerprint(device_key)
     provision_sas(emulator, "cli-dev", device_key)
     code, devices, _ = run(capsys, "emulator", "--data", data, "devices")
     assert [d["device_id"] for d in devices] == ["cli-dev"]
@@ -153,7 +167,7 @@ def test_errors_are_one_line_with_exit_codes(data, capsys, tmp_path):
     )
     assert code == 2 and "base64" in err and "xx" not in err.split(":", 2)[-1]
     code, _, err = run(capsys, "emulator", "--data", str(tmp_path), "devices")
-    assert code == 1 and "no emulator is running" in err
+    assert code == 2 and "no emulator is running" in err  # bad input, as every other refusal here
 
 
 def test_telemetry_wait_waits_for_a_device_that_has_not_registered(emulator, data, capsys):

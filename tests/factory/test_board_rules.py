@@ -180,7 +180,7 @@ def test_bad_csv_is_refused_before_any_board_is_touched(stations_factory, tmp_pa
         (
             ["--count", "3", "--ports", "a", "--model-id", "thermostat"],
             {"IOTCPROV_GROUP_KEY": GROUP_KEY},
-            "--model-id: 'thermostat' is not a DTMI",
+            "--model-id: 'thermostat' does not start with 'dtmi:'",
         ),
         (["--count", "3", "--ports", "a", "--group-key", "not-base64!"], {}, "--group-key: not valid base64"),
     ],

@@ -53,7 +53,7 @@ def test_every_problem_is_reported_with_its_line_number(tmp_path):
         "line 5: device ID 'DEV-1' repeats line 2",
         "line 6: empty row",
         "line 7: empty device ID",
-        "line 8: model ID: 'thermostat' is not a DTMI",
+        "line 8: model ID: 'thermostat' does not start with 'dtmi:'",
         "line 9: 3 columns where the header has 2",
         "line 10: device ID: character '_' at position 4",
     ):

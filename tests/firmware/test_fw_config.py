@@ -136,3 +136,38 @@ def test_assignment_cache_round_trip_and_invalidation():
         other = Identity(identity_doc(**change), "id-1")
         assert cached_assignment(doc, other) == (None, "identity-changed")
     assert cached_assignment(doc, Identity(identity_doc(), "id-2")) == (None, "identity-changed")
+
+
+def settings_board(tmp_path, folder_wifi, legacy_wifi):
+    """A data folder as provision leaves it, with wifi.json in the identity folder and/or in the
+    data folder (where boards provisioned before this layout keep it)."""
+    import base64
+    import json
+
+    data = tmp_path / "iotc-data"
+    ident = data / "id-00000001"
+    ident.mkdir(parents=True)
+    (ident / "identity.json").write_text(json.dumps(identity_doc()))
+    (ident / "device.key").write_text(base64.b64encode(bytes(32)).decode())
+    (ident / "root-0.der").write_bytes(b"\x30\x82\x01\x00")
+    (data / "active").write_text("id-00000001\n")
+    for where, doc in ((ident, folder_wifi), (data, legacy_wifi)):
+        if doc is not None:
+            (where / "wifi.json").write_text(doc)
+    return str(data)
+
+
+@pytest.mark.parametrize(
+    ("folder_wifi", "legacy_wifi", "expected"),
+    [
+        ('{"ssid":"new","password":"pw-new"}', '{"ssid":"old","password":"pw-old"}', ("new", "pw-new")),
+        ('{"ssid":"new","password":"pw-new"}', "{not json", ("new", "pw-new")),
+        (None, '{"ssid":"old","password":"pw-old"}', ("old", "pw-old")),  # provisioned before
+        (None, None, None),
+    ],
+    ids=["folder-first", "folder-only-read", "legacy-fallback", "none"],
+)
+def test_wifi_settings_come_from_the_active_identity_folder(tmp_path, folder_wifi, legacy_wifi, expected):
+    from iotc.settings import load
+
+    assert load(settings_board(tmp_path, folder_wifi, legacy_wifi)).wifi == expected

@@ -21,6 +21,7 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from iotcprov.board import port_users
 from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
@@ -222,7 +223,7 @@ class BoardSession:
         self.exec(f"os.rename({source!r},{target!r})")
 
     def read_text(self, path: str) -> str | None:
-        """A small text file's contents, or None if absent. Never used on a secret file."""
+        """A small text file's contents, or None if absent. Nothing read here goes into a message."""
         return self.eval(f"_ird({path!r})")
 
     def list_dir(self, path: str) -> list[tuple[str, bool]] | None:
@@ -296,8 +297,10 @@ def open_board(
     """Open `port`, enter the raw REPL (soft-resetting the board so a running program stops) and
     install the helper functions. Unreachable or non-MicroPython ports are InputErrors."""
     try:
-        transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
+        transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)  # exclusive: locked
     except (TransportError, serial.SerialException, OSError, ValueError) as error:
+        if port_users.busy(port) or port_users.users(port):
+            raise InputError(port_users.in_use_message(port)) from None
         raise InputError(
             f"--port: cannot open {port!r} ({_short(error)}); "
             "check the cable, or list boards with `iotcprov ports`"
@@ -307,6 +310,9 @@ def open_board(
     except (TransportError, serial.SerialException, OSError) as error:
         with contextlib.suppress(Exception):
             transport.close()
+        others = port_users.users(port)  # a program without a lock reading the same port
+        if others:
+            raise InputError(port_users.in_use_message(port, others)) from None
         raise InputError(
             f"--port: {port!r} does not answer as a MicroPython board ({_short(error)}); "
             "flash MicroPython first (iotcprov flash) or pick another port"

@@ -32,6 +32,7 @@ class DeployResult:
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    has_main: bool = True  # /main.py is on the board: something starts the firmware at boot
     bytes_sent: int = 0
     bytes_received: int = 0
     seconds: float = 0.0
@@ -141,12 +142,14 @@ def deploy_session(
     removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
     for path in removed:
         session.remove_tree(path)
+    has_main = MAIN in files or any(name == MAIN[1:] for name, _ in session.list_dir("/") or [])
     return DeployResult(
         version=version,
         bytecode=label,
         written=written,
         skipped=skipped,
         removed=removed,
+        has_main=has_main,
         bytes_sent=session.bytes_sent - sent,
         bytes_received=session.bytes_received - received,
         seconds=time.monotonic() - started,

@@ -17,7 +17,6 @@ from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
 from iotcprov.board.fsimage import build_image
 from iotcprov.board.identity import IdentityBundle, WifiSettings, identity_tree
-from iotcprov.board.layout import WIFI
 from iotcprov.board.partitions import parse_offset
 from iotcprov.board.quiet import capture_stdout
 from iotcprov.board.vfs_layout import FilesystemRegion, plan_filesystem
@@ -77,12 +76,10 @@ def filesystem_files(
     *, main: bool = False, identity: IdentityBundle | None = None, wifi: WifiSettings | None = None
 ) -> dict[str, bytes]:
     """{board path: bytes} for the LittleFS image `flash(fs_files=)` writes: the firmware as .py
-    (the chip's bytecode version is unknown before it answers), the identity made active, wifi.json."""
+    (the chip's bytecode version is unknown before it answers), the identity made active with its
+    wifi.json."""
     files = build_deployment(None, main=main)[0]
-    if identity is not None:
-        files.update(identity_tree(identity))
-    if wifi is not None:
-        files[WIFI] = wifi.file()
+    files.update(identity_tree(identity, wifi))
     return files
 
 

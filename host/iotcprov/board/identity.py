@@ -5,17 +5,36 @@ identity folder (docs/design.md, on-board file layout).
 """
 
 import base64
+import dataclasses
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass, field
 
 from iotcprov.board.firmware_options import check_options
-from iotcprov.board.layout import ACTIVE, IDENTITY_FILE, IDENTITY_FORMAT, IDENTITY_PREFIX, WIFI, identity_dir
+from iotcprov.board.layout import (
+    ACTIVE,
+    IDENTITY_FILE,
+    IDENTITY_FORMAT,
+    IDENTITY_PREFIX,
+    LEGACY_WIFI,
+    WIFI_FILE,
+    identity_dir,
+)
 from iotcprov.credentials import pki
 from iotcprov.errors import InputError
-from iotcprov.validation import validate_device_id, validate_id_scope, validate_key
+from iotcprov.validation import (
+    shown,
+    valid_host_name,
+    validate_device_id,
+    validate_id_scope,
+    validate_key,
+    validate_model_id,
+)
 
 GLOBAL_DPS_HOST = "global.azure-devices-provisioning.net"
+SSID_MAX_BYTES = 32  # IEEE 802.11
+EXPIRY_WARNING_DAYS = 30  # a device certificate expiring sooner is written, with a warning
 MQTT_TLS_PORT = 8883
 
 
@@ -47,13 +66,21 @@ class X509Credential:
 
 @dataclass(frozen=True)
 class WifiSettings:
-    """What /iotc-data/wifi.json holds; the password is a secret."""
+    """What the identity folder's wifi.json holds; the password is a secret."""
 
     ssid: str
     password: str = field(repr=False)
 
+    def __post_init__(self) -> None:
+        size = len(self.ssid.encode("utf-8"))
+        if not 1 <= size <= SSID_MAX_BYTES:
+            raise InputError(
+                f"--wifi-ssid: {size} bytes; a Wi-Fi network name (SSID) is 1 to {SSID_MAX_BYTES} bytes, "
+                "so the board could never join this one: give the name the access point broadcasts"
+            )
+
     def file(self) -> bytes:
-        """The contents of /iotc-data/wifi.json."""
+        """The contents of wifi.json."""
         document = {"ssid": self.ssid, "password": self.password}
         return json.dumps(document, separators=(",", ":")).encode("utf-8")
 
@@ -80,6 +107,7 @@ class IdentityBundle:
     id_scope: str
     auth: str
     fingerprint: str
+    warnings: tuple[str, ...] = ()  # one line each, for the operator (e.g. a certificate expiring soon)
 
     def __repr__(self) -> str:
         files = sorted(self.files)
@@ -88,6 +116,15 @@ class IdentityBundle:
     def board_files(self) -> dict[str, bytes]:
         """{board path: bytes} of the identity folder's files."""
         return {f"{identity_dir(self.folder)}/{name}": data for name, data in self.files.items()}
+
+    def with_wifi(self, wifi_file: bytes | None) -> "IdentityBundle":
+        """The same identity with `wifi_file` (wifi.json's bytes) in its folder, or without one
+        (None). The folder is named by the contents, so other Wi-Fi settings make another folder:
+        the `active` rename switches identity and Wi-Fi together, never one without the other."""
+        files = {name: data for name, data in self.files.items() if name != WIFI_FILE}
+        if wifi_file is not None:
+            files[WIFI_FILE] = wifi_file
+        return dataclasses.replace(self, folder=identity_folder_name(files), files=files)
 
     def active_file(self) -> bytes:
         """The contents of the `active` pointer that makes this identity the board's."""
@@ -130,17 +167,49 @@ def x509_files(credential: X509Credential) -> dict[str, bytes]:
 
 def _check_endpoint(request: IdentityRequest) -> None:
     host = request.dps_host
-    if not host or any(c in host for c in " /:") or not host.isascii():
-        raise InputError(f"--dps-host: {host!r} is not a host name; give e.g. {GLOBAL_DPS_HOST} or HOST:PORT")
+    if not valid_host_name(host):
+        raise InputError(
+            f"--dps-host: {shown(host)} is not a host name; give e.g. {GLOBAL_DPS_HOST} or HOST:PORT"
+        )
     for name, port in (("--dps-host port", request.dps_port), ("--hub-port", request.hub_port)):
         if not 1 <= port <= 65535:
             raise InputError(f"{name}: {port} is not a TCP port (1-65535)")
-    if request.model_id is not None and not request.model_id.startswith("dtmi:"):
-        raise InputError(
-            f"--model-id: {request.model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1"
-        )
+    if request.model_id is not None:
+        validate_model_id(request.model_id)
     if not request.trust:
         raise InputError("--trust: no root certificate; use --trust azure or a CA certificate file")
+
+
+def _check_certificate(cert_der: bytes, device_id: str, now: datetime.datetime) -> tuple[str, ...]:
+    """Refuse a leaf DPS would refuse later (another CN, expired, not yet valid): the board would
+    take it and fail at registration. Returns a warning when it expires within 30 days."""
+    cert = pki.load_certificate(cert_der)
+    name = pki.common_name(cert)
+    if name != device_id:
+        shown = repr(name) if len(name) <= 64 else f"a {len(name)}-character name"
+        raise InputError(
+            f"--cert: the certificate's subject CN is {shown}, not the --device-id {device_id!r}; DPS "
+            f"registers the device under its CN: give the certificate issued for {device_id} "
+            "(iotcprov certs device) or that device's ID"
+        )
+    not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if now < not_before:
+        raise InputError(
+            f"--cert: the certificate is not valid before {not_before:%Y-%m-%d %H:%M} UTC; check this "
+            "computer's clock, or issue one that is valid now (iotcprov certs device)"
+        )
+    if now > not_after:
+        raise InputError(
+            f"--cert: the certificate expired on {not_after:%Y-%m-%d %H:%M} UTC; issue a new one "
+            "(iotcprov certs device)"
+        )
+    left = not_after - now
+    if left < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+        return (
+            f"--cert: the certificate expires on {not_after:%Y-%m-%d %H:%M} UTC, in {left.days} days; "
+            "the device cannot connect after that: provision it with a new one before then",
+        )
+    return ()
 
 
 def build_identity(request: IdentityRequest) -> IdentityBundle:
@@ -150,6 +219,7 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
     _check_endpoint(request)
     check_options(request.options)
     files: dict[str, bytes] = {}
+    warnings: tuple[str, ...] = ()
     credential = request.credential
     if isinstance(credential, SasCredential):
         validate_key(credential.device_key, field="--device-key")
@@ -157,6 +227,8 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         files["device.key"] = credential.device_key.encode("ascii")
         names = {"key": "device.key"}
     else:
+        now = datetime.datetime.now(datetime.UTC)
+        warnings = _check_certificate(credential.cert_der, request.device_id, now)
         auth, fingerprint = "x509", x509_fingerprint(credential.cert_der)
         x509 = x509_files(credential)
         files.update(x509)
@@ -191,6 +263,7 @@ def build_identity(request: IdentityRequest) -> IdentityBundle:
         id_scope=request.id_scope,
         auth=auth,
         fingerprint=fingerprint,
+        warnings=warnings,
     )
 
 
@@ -207,14 +280,20 @@ def parse_dps_host(text: str) -> tuple[str, int]:
     if not sep:
         return text, MQTT_TLS_PORT
     if not port.isdigit():
-        raise InputError(f"--dps-host: {text!r}: the port after ':' must be a number, e.g. localhost:8883")
+        raise InputError(
+            f"--dps-host: the port after ':', {shown(port)}, is not a number; give e.g. localhost:8883"
+        )
     return host, int(port)
 
 
-def identity_tree(bundle: IdentityBundle, wifi: WifiSettings | None = None) -> dict[str, bytes]:
-    """{board path: bytes} of an identity made active, for a filesystem image built on the host."""
+def identity_tree(bundle: IdentityBundle | None, wifi: WifiSettings | None = None) -> dict[str, bytes]:
+    """{board path: bytes} of an identity made active, with its Wi-Fi settings, for a filesystem
+    image built on the host. Wi-Fi settings without an identity go where the firmware looks when
+    no identity folder holds any."""
+    if bundle is None:
+        return {} if wifi is None else {LEGACY_WIFI: wifi.file()}
+    if wifi is not None:
+        bundle = bundle.with_wifi(wifi.file())
     tree = bundle.board_files()
     tree[ACTIVE] = bundle.active_file()
-    if wifi is not None:
-        tree[WIFI] = wifi.file()
     return tree

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 
 import serial
 
+from iotcprov.board import port_users
 from iotcprov.errors import InputError, OperationError
 
 STATUS_PREFIX = "iotc: "
+SOFT_REBOOT = "soft reboot"  # "MPY: soft reboot", what MicroPython prints as it restarts
+HOLD_LINES = 200  # a board that never says it: show what was held back after this many lines
 
 
 @dataclass(frozen=True)
@@ -83,29 +86,56 @@ def monitor(
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout: {timeout} is not a positive number of seconds")
     try:
-        link = serial.serial_for_url(port, baudrate=115200, timeout=0.2)
+        # exclusive: a provision or deploy started meanwhile is told the port is in use, instead of
+        # both reading half of what the board says
+        link = serial.serial_for_url(port, baudrate=115200, timeout=0.2, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as error:
+        if port_users.busy(port) or port_users.users(port):
+            raise InputError(port_users.in_use_message(port)) from None
         raise InputError(
             f"--port: cannot open {port!r} ({error}); check the cable or the port name"
         ) from None
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = b""
     count = 0
+    # After --reset, what the board says before its soft reboot is the stopped program's
+    # KeyboardInterrupt traceback and REPL prompts: held back, and dropped at `soft reboot`
+    # (shown after all if the board never says it, so nothing real is lost).
+    held: list[str] | None = [] if reset else None
+
+    def show(line: str) -> MonitorResult | None:
+        nonlocal count
+        count += 1
+        on_line(line)  # its own errors (a closed stdout) are not the connection's
+        if pattern is not None and pattern.search(line):
+            return MonitorResult(line, count, False)
+        return None
+
     try:
         if reset:
             link.write(b"\r\x03\x03\x02")  # stop a program, leave a raw REPL
             link.write(b"\x04")  # soft reset: boot.py, then main.py
         while deadline is None or time.monotonic() < deadline:
-            pending += link.read(max(1, link.in_waiting))
+            try:
+                pending += link.read(max(1, link.in_waiting))
+            except (serial.SerialException, OSError) as error:
+                raise OperationError(f"--port {port}: the connection ended ({error})") from None
             *lines, pending = pending.split(b"\n")
             for raw in lines:
                 line = raw.decode("utf-8", "replace").rstrip("\r")
-                count += 1
-                on_line(line)
-                if pattern is not None and pattern.search(line):
-                    return MonitorResult(line, count, False)
-    except (serial.SerialException, OSError) as error:
-        raise OperationError(f"--port {port}: the connection ended ({error})") from None
+                if held is not None:
+                    if SOFT_REBOOT not in line and len(held) < HOLD_LINES:
+                        held.append(line)
+                        continue
+                    backlog, held = ([] if SOFT_REBOOT in line else held), None
+                    for earlier in backlog:
+                        if done := show(earlier):
+                            return done
+                if done := show(line):
+                    return done
+        for earlier in held or []:  # timed out before the board rebooted
+            if done := show(earlier):
+                return done
     finally:
         link.close()
     return MonitorResult(None, count, True)

@@ -102,7 +102,8 @@ def probe(port: str, connect: Callable | None = None) -> str:
 
     connect = connect or open_board
     with connect(port, soft_reset=False) as session:
-        return session.facts().version_text
+        # sys.version is "3.4.0; MicroPython v1.23.0 on ...": the release, not the Python level
+        return session.facts().version_text.split("; ", 1)[-1]
 
 
 def scan(

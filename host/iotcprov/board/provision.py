@@ -1,10 +1,11 @@
 """Write an identity onto a board atomically, read it back as a summary, or erase it.
 
-Atomic by one rename (docs/design.md): the files go into a new identity folder, each verified by
-a SHA-256 computed on the board; only then does `/iotc-data/active` change, through a temporary
-file and `os.rename`. A power cut at any moment leaves the old identity or the new one active,
-both complete. Only per-device credentials reach the board: a group key is used on the host to
-derive the device key and goes no further.
+Atomic by one rename (docs/design.md): the files, Wi-Fi settings included, go into a new identity
+folder, each verified by a SHA-256 computed on the board; only then does `/iotc-data/active`
+change, through a temporary file and `os.rename`. A power cut at any moment leaves the old
+identity with its Wi-Fi settings or the new one with its own active, both complete. Only
+per-device credentials reach the board: a group key is used on the host to derive the device key
+and goes no further.
 """
 
 import datetime
@@ -20,15 +21,18 @@ from iotcprov.board.layout import (
     ACTIVE,
     ACTIVE_TEMP,
     DATA_DIR,
+    FIRMWARE_DIR,
     IDENTITY_FILE,
     IDENTITY_PREFIX,
-    WIFI,
+    LEGACY_WIFI,
+    WIFI_FILE,
     identity_dir,
 )
 from iotcprov.errors import InputError, OperationError
 
 __all__ = [
-    "ActiveIdentity", "ProvisionResult", "WifiSettings", "erase", "erase_identity", "provision",
+    "ActiveIdentity", "EraseDeclined", "ProvisionResult", "WifiSettings", "erase", "erase_identity",
+    "provision",
     "read_active_identity", "set_board_clock", "write_identity",
 ]  # fmt: skip
 
@@ -71,6 +75,8 @@ class ProvisionResult:
     unchanged: bool  # the same identity was already active and verified
     replaced_device_id: str | None  # the other device the board held, when --replace was given
     clock_set: bool
+    has_wifi: bool  # the active identity has Wi-Fi settings (given, or kept from the board)
+    has_firmware: bool  # /lib/iotc is on the board: something will use the identity
     bytes_sent: int
     bytes_received: int
     seconds: float
@@ -114,7 +120,7 @@ def _folder_verified(session: BoardSession, bundle: IdentityBundle) -> bool:
 
 
 def _write_atomically(session: BoardSession, path: str, data: bytes) -> None:
-    """A single file replaced by temp + rename (used for `active` and wifi.json)."""
+    """A single file replaced by temp + rename (used for `active`)."""
     temp = path + ".tmp"
     session.write_file(temp, data)
     session.rename(temp, path)
@@ -124,6 +130,18 @@ def _remove_leftovers(session: BoardSession, keep: str) -> None:
     for name, is_dir in session.list_dir(DATA_DIR) or []:
         if is_dir and name.startswith(IDENTITY_PREFIX) and name != keep:
             session.remove_tree(identity_dir(name))
+    session.remove_tree(LEGACY_WIFI)  # the active folder holds the Wi-Fi settings now, if any
+
+
+def _current_wifi(session: BoardSession, current: ActiveIdentity | None) -> bytes | None:
+    """The Wi-Fi settings the board uses now (wifi.json's bytes, a secret: never shown), so that a
+    new identity given none keeps them: the active folder's, else the pre-folder location."""
+    paths = ([f"{identity_dir(current.folder)}/{WIFI_FILE}"] if current is not None else []) + [LEGACY_WIFI]
+    for path in paths:
+        text = session.read_text(path)
+        if text is not None:
+            return text.encode("utf-8")
+    return None
 
 
 def set_board_clock(session: BoardSession, now: datetime.datetime | None = None) -> bool:
@@ -150,6 +168,7 @@ def write_identity(
     sent, received = session.bytes_sent, session.bytes_received
     current = read_active_identity(session)
     replaced = _check_replace(current, bundle, replace)
+    bundle = bundle.with_wifi(wifi.file() if wifi is not None else _current_wifi(session, current))
     unchanged = current is not None and current.folder == bundle.folder and _folder_verified(session, bundle)
     if not unchanged:
         folder = identity_dir(bundle.folder)
@@ -163,8 +182,6 @@ def write_identity(
                 f"--port {session.port}: the new identity did not verify on the board; retry"
             )
         _write_atomically(session, ACTIVE, bundle.active_file())
-    if wifi is not None:
-        _write_atomically(session, WIFI, wifi.file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
@@ -174,6 +191,8 @@ def write_identity(
         unchanged=unchanged,
         replaced_device_id=replaced,
         clock_set=clock_set,
+        has_wifi=WIFI_FILE in bundle.files,
+        has_firmware=bool(session.list_dir(FIRMWARE_DIR)),
         bytes_sent=session.bytes_sent - sent,
         bytes_received=session.bytes_received - received,
         seconds=time.monotonic() - started,
@@ -197,17 +216,28 @@ def provision(
     )
 
 
-def erase(port: str, connect: Callable[[str], BoardSession] = open_board) -> str | None:
+class EraseDeclined(Exception):
+    """The confirmation said no: nothing was erased."""
+
+
+def erase(
+    port: str,
+    connect: Callable[[str], BoardSession] = open_board,
+    confirm: Callable[[str | None], bool] | None = None,
+) -> str | None:
     """Open `port` and erase the identity (see erase_identity); returns the erased device ID."""
     with connect(port) as session:
-        return erase_identity(session)
+        return erase_identity(session, confirm)
 
 
-def erase_identity(session: BoardSession) -> str | None:
+def erase_identity(session: BoardSession, confirm: Callable[[str | None], bool] | None = None) -> str | None:
     """Remove the identity, Wi-Fi settings and assignment cache. `active` goes first, so an
     interruption leaves a board with no identity rather than half of one. Returns the device ID
-    that was erased, or None."""
+    that was erased, or None. `confirm(device ID or None)` is asked first, once the board says
+    what it holds; EraseDeclined when it answers no."""
     current = read_active_identity(session)
+    if confirm is not None and not confirm(current.device_id if current else None):
+        raise EraseDeclined
     session.exec(f"try:os.remove({ACTIVE!r})\nexcept OSError:pass")
     session.remove_tree(ACTIVE_TEMP)
     session.remove_tree(DATA_DIR)

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from iotcprov.errors import InputError
+from iotcprov.validation import shown
 
 AZURE_ROOT_NAMES = ("DigiCert Global Root G2", "Microsoft RSA Root Certificate Authority 2017")
 
@@ -48,7 +49,7 @@ def roots_from_file(path: str | Path) -> tuple[bytes, ...]:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise InputError(f"--trust: cannot read {str(path)!r}: {error.strerror or error}") from None
+        raise InputError(f"--trust: cannot read {shown(str(path))}: {error.strerror or error}") from None
     try:
         if b"-----BEGIN CERTIFICATE-----" in data:
             certs = x509.load_pem_x509_certificates(data)

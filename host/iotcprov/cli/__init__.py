@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from iotcprov import __version__
 from iotcprov.errors import IotcprovError
+from iotcprov.validation import shown
 
 # Command-group modules under iotcprov.cli, in the order `--help` lists them.
 COMMAND_MODULES = [
@@ -46,7 +47,9 @@ def _redact(message: str) -> str:
     if sep:
         names = [word.split("=", 1)[0] for word in tail.split() if word.startswith("-")]
         return f"{head}unrecognized arguments: {' '.join(names) or '(values hidden)'}"
-    return re.sub(r"(--?[\w-]+)=\S*", r"\1=...", message)
+    message = re.sub(r"(--?[\w-]+)=\S*", r"\1=...", message)
+    # argparse quotes a value it refused ("invalid int value: '...'"): not when it could be a key
+    return re.sub(r"'([^']*)'", lambda m: m[0] if shown(m[1]) == repr(m[1]) else shown(m[1]), message)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,6 +5,7 @@ The work is done by the service modules in iotcprov.board.
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -181,6 +182,9 @@ def _register_monitor(subparsers: argparse._SubParsersAction) -> None:
 def _register_erase(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("erase-identity", help="remove the identity, Wi-Fi settings and DPS cache")
     _port(parser)
+    parser.add_argument(
+        "--yes", action="store_true", help="erase without asking (needed when stdin is not a terminal)"
+    )
     parser.set_defaults(func=run_erase)
 
 
@@ -224,7 +228,10 @@ def _bundle(args: argparse.Namespace) -> IdentityBundle:
         model_id=args.model_id,
         options=parse_options(args.option),
     )
-    return build_identity(request)
+    bundle = build_identity(request)
+    for warning in bundle.warnings:  # before anything is written: the operator may stop here
+        _warn(warning)
+    return bundle
 
 
 def wifi_settings(args: argparse.Namespace) -> WifiSettings | None:
@@ -237,6 +244,11 @@ def wifi_settings(args: argparse.Namespace) -> WifiSettings | None:
 
 
 # --- handlers --------------------------------------------------------------------------------------
+
+
+def _warn(message: str) -> None:
+    """One line on stderr: the command did its work, but the board will not do what is wanted."""
+    print(f"iotcprov: warning: {message}", file=sys.stderr)
 
 
 def run_ports(args: argparse.Namespace) -> int:
@@ -259,6 +271,16 @@ def run_provision(args: argparse.Namespace) -> int:
     result = provision.provision(
         args.port, bundle, replace=args.replace, wifi=wifi_settings(args), set_clock=not args.no_clock
     )
+    if not result.has_firmware:
+        _warn(
+            "the board has no firmware (/lib/iotc), so it will not come online with this identity; "
+            f"install it: iotcprov deploy --port {args.port} --main"
+        )
+    if not result.has_wifi:
+        _warn(
+            "the board has no Wi-Fi settings, so it comes online only if its main.py starts a network "
+            "itself; add them: provision again with --wifi-ssid NAME --wifi-password-file FILE"
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
@@ -274,6 +296,11 @@ def run_provision(args: argparse.Namespace) -> int:
 
 def run_deploy(args: argparse.Namespace) -> int:
     result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
+    if not result.has_main:
+        _warn(
+            "the board has no /main.py, so nothing starts the firmware at boot; deploy again with "
+            "--main (the example application) or copy your own main.py (mpremote cp main.py :)"
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
@@ -315,13 +342,14 @@ def run_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(details, indent=2))
         return 0
-    print(f"MicroPython   {details['micropython']} ({details['platform']}, mpy {details['mpy']})")
+    print(f"MicroPython   {details['version']} ({details['platform']}, mpy {details['mpy']})")
     print(f"unique ID     {details['unique_id']}")
     identity = details["identity"]
     if identity:
         print(f"device        {identity['device_id']} (scope {identity['id_scope']}, {identity['auth']})")
         print(f"credential    {identity['fingerprint']}")
-        print(f"DPS           {identity['dps_host']}:{identity['dps_port']}  model {identity['model_id']}")
+        model = identity["model_id"] or "from main.py, if it names one"
+        print(f"DPS           {identity['dps_host']}:{identity['dps_port']}  model {model}")
         print(f"identity      {identity['folder']}: {', '.join(identity['files'])}")
     else:
         print("identity      none")
@@ -334,7 +362,7 @@ def run_info(args: argparse.Namespace) -> int:
     print(
         f"assignment    {assignment['hub']} as {assignment['device_id']}"
         if assignment
-        else "assignment    none"
+        else "assignment    none cached for this identity (the board registers with DPS at boot)"
     )
     return 0
 
@@ -361,22 +389,48 @@ def _show_line(line: str, status_only: bool, color: bool) -> None:
 
 
 def run_monitor(args: argparse.Namespace) -> int:
-    color = sys.stdout.isatty()
-    result = monitor.monitor(
-        args.port,
-        lambda line: _show_line(line, args.status_only, color),
-        until=args.until,
-        timeout=args.timeout,
-        reset=args.reset,
-    )
+    color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")  # https://no-color.org
+    try:
+        result = monitor.monitor(
+            args.port,
+            lambda line: _show_line(line, args.status_only, color),
+            until=args.until,
+            timeout=args.timeout,
+            reset=args.reset,
+        )
+    except BrokenPipeError:  # `monitor | head` has read what it wanted: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     if args.until is not None and result.matched is None:
         print(f"iotcprov: monitor: no line matched {args.until!r} within {args.timeout} s", file=sys.stderr)
         return 1
     return 0
 
 
+def _confirm_erase(args: argparse.Namespace):
+    """--yes, or a y at the terminal once the board has said which device it holds."""
+    if args.yes:
+        return None
+    if not sys.stdin.isatty():
+        raise InputError(
+            "--yes: erase-identity removes the identity and the Wi-Fi settings; give --yes to erase "
+            "without a terminal to confirm at"
+        )
+
+    def ask(device_id: str | None) -> bool:
+        held = f"device {device_id}" if device_id else "no identity"
+        answer = input(f"{args.port} holds {held}; erase its identity and Wi-Fi settings? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    return ask
+
+
 def run_erase(args: argparse.Namespace) -> int:
-    erased = provision.erase(args.port)
+    try:
+        erased = provision.erase(args.port, confirm=_confirm_erase(args))
+    except provision.EraseDeclined:
+        print("nothing erased")
+        return 1
     print(
         f"erased device {erased}" if erased else "no identity on the board; Wi-Fi settings and cache removed"
     )

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from iotcprov.board.identity import sas_fingerprint
 from iotcprov.errors import InputError
 from iotcprov.secret_input import DEVICE_KEY, SecretOption
 
@@ -35,6 +36,17 @@ SECONDARY_KEY = SecretOption("--secondary-key", "IOTCPROV_GROUP_SECONDARY_KEY", 
 
 def _optional_key(option: SecretOption, args: argparse.Namespace) -> str | None:
     return option.resolve_key(args) if option.given(args) else None
+
+
+def _without_given_keys(result: dict, given: dict[str, str | None]) -> dict:
+    """The emulator's answer with each key the user gave replaced by its fingerprint: print only
+    the keys the emulator generated (the user has theirs already; a terminal or log need not)."""
+    result = dict(result)
+    for name, key in given.items():
+        if key is not None and name in result:
+            del result[name]
+            result[name + "_fingerprint"] = sas_fingerprint(key)
+    return result
 
 
 def _json_arg(text: str | None, field: str) -> Any:
@@ -264,11 +276,12 @@ def _group_create(args: argparse.Namespace) -> int:
     if args.sas:
         if args.ca_cert:
             raise InputError("--ca-cert: only with --x509")
-        _print(
-            client.create_sas_group(
-                args.name, _optional_key(PRIMARY_KEY, args), _optional_key(SECONDARY_KEY, args)
-            )
-        )
+        given = {
+            "primary_key": _optional_key(PRIMARY_KEY, args),
+            "secondary_key": _optional_key(SECONDARY_KEY, args),
+        }
+        created = client.create_sas_group(args.name, given["primary_key"], given["secondary_key"])
+        _print(_without_given_keys(created, given))
     else:
         if not args.ca_cert:
             raise InputError("--ca-cert: an X.509 group needs its CA certificate (PEM file)")
@@ -294,7 +307,8 @@ def _group_list(args: argparse.Namespace) -> int:
 def _enroll(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.sas:
-        _print(client.enroll_sas(args.device_id, _optional_key(DEVICE_KEY, args)))
+        key = _optional_key(DEVICE_KEY, args)
+        _print(_without_given_keys(client.enroll_sas(args.device_id, key), {"primary_key": key}))
     else:
         if DEVICE_KEY.on_command_line(args):
             raise InputError("--key: only with --sas")

@@ -39,8 +39,8 @@ class AdminClient:
         path = Path(data_dir) / ENDPOINTS_FILE
         try:
             info = json.loads(path.read_text())
-        except (FileNotFoundError, ValueError):
-            raise OperationError(
+        except (FileNotFoundError, ValueError):  # a folder no emulator serves: bad input (exit 2)
+            raise InputError(
                 f"--data: no emulator is running on {data_dir}; "
                 f"start one with: iotcprov emulator start --data {data_dir}"
             ) from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotcprov.errors import InputError
-from iotcprov.validation import DEVICE_ID_COLUMN, DEVICE_ID_MAX, validate_device_id
+from iotcprov.validation import DEVICE_ID_COLUMN, DEVICE_ID_MAX, validate_device_id, validate_model_id
 
 MODEL_ID_COLUMN = "model_id"
 KNOWN_COLUMNS = (DEVICE_ID_COLUMN, MODEL_ID_COLUMN)
@@ -26,9 +26,7 @@ class DeviceEntry:
 
 
 def check_model_id(model_id: str, field: str = "--model-id") -> str:
-    if not model_id.startswith("dtmi:") or any(c.isspace() for c in model_id):
-        raise InputError(f"{field}: {model_id!r} is not a DTMI; use e.g. dtmi:com:example:Thermostat;1")
-    return model_id
+    return validate_model_id(model_id, field)
 
 
 def _problems_error(field: str, path: Path, problems: list[str]) -> InputError:

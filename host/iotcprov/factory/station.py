@@ -199,10 +199,10 @@ class BoardWork:
             state.device_id, state.board_id, stage=ev.PROVISION, auth=bundle.auth,
             fingerprint=bundle.fingerprint, firmware_version=state.firmware_version,
         )  # fmt: skip
-        write_identity(session, bundle, replace=True, wifi=job.wifi)
+        written = write_identity(session, bundle, replace=True, wifi=job.wifi)
 
         self._stage(state, ev.VERIFY)
-        self._verify(state, session, bundle)
+        self._verify(state, session, bundle, written.folder)
         return None
 
     # --- stages ---------------------------------------------------------------------------------------
@@ -251,10 +251,12 @@ class BoardWork:
         state.fingerprint = bundle.fingerprint
         return bundle
 
-    def _verify(self, state: "_BoardState", session: BoardSession, bundle: IdentityBundle) -> None:
+    def _verify(
+        self, state: "_BoardState", session: BoardSession, bundle: IdentityBundle, folder: str
+    ) -> None:
         active = read_active_identity(session)
         problems = []
-        if active is None or active.folder != bundle.folder:
+        if active is None or active.folder != folder:  # the identity's folder with the Wi-Fi settings
             problems.append("the new identity is not the active one")
         elif (active.settings or {}).get("fingerprint") != bundle.fingerprint:
             problems.append("the active identity has another credential")

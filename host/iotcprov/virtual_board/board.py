@@ -185,13 +185,19 @@ class VirtualBoard:
     def set_faults(self, **faults) -> dict:
         """Replace the fault set the stand-ins obey (counts restart). See iotcprov.virtual_board.faults.
 
-        wifi_fail=N|"always", ntp_fail=N|"always", clock_unset=True. No arguments clears all faults.
+        wifi_fail=N|"always", ntp_fail=N|"always", clock_unset=True, power_cut_write=N. No arguments
+        clears all faults.
         """
         checked = check_faults(faults)
         if self._supervisor is None:
             self.options = dataclasses.replace(self.options, faults=checked)
             return checked
         return self._supervisor.set_faults(checked)
+
+    def on_power_cut(self, callback) -> None:
+        """Call `callback()` (from the supervisor thread) when the power_cut_write fault cuts the
+        power; the board stays off until power_on()."""
+        self._require_supervisor().on_power_cut(callback)
 
     def on_halt(self, callback) -> None:
         """Call `callback()` (from the supervisor thread) if the board halts or its supervisor ends."""

@@ -9,6 +9,9 @@ the fault set is written again (a new `generation`).
                   status() says STAT_NO_AP_FOUND while the driver retries, as on an ESP32
     ntp_fail      N or "always": the next N `ntptime.settime()`/`time()` calls raise OSError(ETIMEDOUT)
     clock_unset   true: until something sets the clock, the board reads 2000-01-01 + uptime
+    power_cut_write  N >= 1: the power fails in the middle of the board's Nth file write from now
+                  (an open for writing or appending): half the data of its first write reaches
+                  the file, then the board is off, as after power_off(), until power_on()
 """
 
 import contextlib
@@ -20,6 +23,7 @@ from iotcprov.errors import InputError
 
 COUNT_FAULTS = ("wifi_fail", "wifi_no_ap", "ntp_fail")
 FLAG_FAULTS = ("clock_unset",)
+AT_FAULTS = ("power_cut_write",)
 FAULTS_FILE = "faults.json"
 
 
@@ -40,6 +44,12 @@ def check_faults(faults: dict) -> dict:
                 raise InputError(
                     f"--fault {name}: {value!r} is not a count; give a number of failures or 'always'"
                 )
+        elif name in AT_FAULTS:
+            if isinstance(value, str) and value.isdigit():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"--fault {name}: {value!r} is not a count; give which write to cut, from 1")
+            checked[name] = value
         elif name in FLAG_FAULTS:
             if isinstance(value, str):
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -47,7 +57,7 @@ def check_faults(faults: dict) -> dict:
                 value = value.lower() in ("true", "1", "yes")
             checked[name] = bool(value)
         else:
-            known = ", ".join(COUNT_FAULTS + FLAG_FAULTS)
+            known = ", ".join(COUNT_FAULTS + FLAG_FAULTS + AT_FAULTS)
             raise InputError(f"--fault: unknown fault {name!r}; choose from {known}")
     return checked
 

@@ -91,6 +91,11 @@ IN_Q_OVERFLOW = 0x4000
 OFF, STARTING, SETTLING, HIDING, RUNNING = "off", "starting", "settling", "hiding", "running"
 
 
+# The board's flash holds its device key, private key and Wi-Fi password: what MicroPython writes
+# into the board folder is for this user only (0600 files, 0700 folders).
+BOARD_UMASK = 0o077
+
+
 class Supervisor:
     def __init__(self, options: BoardOptions, log: ConsoleLog) -> None:
         self.options = options
@@ -99,6 +104,7 @@ class Supervisor:
         self.halted: str | None = None
         self.stopped = threading.Event()  # set when the loop has ended
         self._on_halt: list = []
+        self._on_power_cut: list = []
 
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
@@ -157,6 +163,9 @@ class Supervisor:
 
     def on_halt(self, callback) -> None:
         self._on_halt.append(callback)
+
+    def on_power_cut(self, callback) -> None:
+        self._on_power_cut.append(callback)
 
     def wait_ready(self, boot: int, timeout: float) -> None:
         """Wait until boot number `boot` has started running boot.py."""
@@ -469,6 +478,10 @@ class Supervisor:
                 self._prompt_tail = b""
         elif name == "reset":
             self._power_on(SOFT_RESET)
+        elif name == "power_cut":  # the power_cut_write fault: off, as power_off(), until power_on()
+            self._power_off()
+            for callback in self._on_power_cut:
+                callback()
         elif name == "soft":
             self._soft_reboot()
         elif name.startswith("wdt="):
@@ -584,6 +597,7 @@ class Supervisor:
             child = subprocess.Popen(
                 argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=options.state_directory,
                 start_new_session=True, close_fds=True,
+                umask=BOARD_UMASK,
             )
         except OSError:
             os.close(master)

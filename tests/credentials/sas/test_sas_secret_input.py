@@ -91,3 +91,26 @@ def test_default_environ_is_the_process_environment(monkeypatch):
     monkeypatch.setenv(ENV, KEY)
     assert os.environ[ENV] == KEY
     assert resolve_secret(None, None, ENV, "--key") == KEY
+
+
+def test_a_password_keeps_its_spaces_and_loses_only_the_files_line_ending(tmp_path):
+    """A Wi-Fi password may begin or end with a space: the one the access point knows is kept."""
+    option = SecretOption("--wifi-password", ENV, "Wi-Fi password", is_key=False)
+    parser = argparse.ArgumentParser()
+    option.add_to(parser)
+    for written, expected in ((" pass phrase \n", " pass phrase "), ("pw \r\n", "pw "), ("pw  ", "pw  ")):
+        password_file = tmp_path / "wifi.txt"
+        password_file.write_bytes(written.encode())
+        args = parser.parse_args(["--wifi-password-file", str(password_file)])
+        assert option.resolve(args, environ={}) == expected
+    assert option.resolve(parser.parse_args(["--wifi-password", " x "]), environ={}) == " x "
+    assert option.resolve(parser.parse_args([]), environ={ENV: "y "}) == "y "
+
+
+def test_a_key_file_with_two_lines_says_so(tmp_path):
+    key_file = tmp_path / "group.key"
+    key_file.write_text(f"{KEY}\n{KEY}\n")  # primary and secondary pasted together
+    message = error_of(lambda: resolve_key(None, str(key_file), ENV, "--group-key", environ={}))
+    assert message == (
+        "--group-key-file: holds 2 lines; give one key, alone on one line, as IoT Central shows it"
+    )

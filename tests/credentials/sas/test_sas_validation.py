@@ -69,6 +69,16 @@ def test_id_scope_rule(value):
     assert error_of(validation.validate_id_scope, value).startswith("--id-scope:")
 
 
+def test_a_lower_case_id_scope_is_refused_with_the_spelling_to_use():
+    """DPS compares the scope as given: 0ne00abcdef would fail at registration, not here."""
+    assert validation.validate_id_scope("0ne00ABCDEF") == "0ne00ABCDEF"
+    for value in ("0ne00abcdef", "0ne00ABCdef", "0NE00ABCDEF"):
+        assert error_of(validation.validate_id_scope, value) == (
+            f"--id-scope: {value!r} is in the wrong case; DPS compares the scope as given: "
+            "use 0ne00ABCDEF, as IoT Central shows it"
+        )
+
+
 def test_id_scope_error_does_not_echo_a_key_given_by_mistake():
     message = error_of(validation.validate_id_scope, KEY)
     assert KEY not in message and "44 characters" in message

@@ -32,6 +32,12 @@ def setup(cfg, root):
     import _vb_os
     import _vb_time
 
+    global _real_open
+    import builtins
+
+    _real_open = builtins.open
+    builtins.open = _open  # for the power_cut_write fault
+
     sys.modules["os"] = sys.modules["uos"] = _vb_os
     sys.modules["time"] = sys.modules["utime"] = _vb_time
     sys.modules["machine"] = sys.modules["umachine"] = _vb_machine
@@ -251,6 +257,53 @@ def fault_active(name):
     counts[name] = used + 1
     write_json("fault-counts.json", counts)
     return True
+
+
+def _cut_due():
+    # power_cut_write=N: True for the Nth file write since the fault set was written.
+    current = read_json("faults.json") or {}
+    at = current.get("power_cut_write")
+    if not at:
+        return False
+    counts = read_json("fault-counts.json") or {}
+    if counts.get("generation") != current.get("generation"):
+        counts = {"generation": current.get("generation")}
+    seen = counts.get("power_cut_write", 0) + 1
+    if seen > at:
+        return False
+    counts["power_cut_write"] = seen
+    write_json("fault-counts.json", counts)
+    return seen == at
+
+
+_real_open = None
+
+
+def _open(path, mode="r", *args, **kwargs):
+    f = _real_open(path, mode, *args, **kwargs)
+    if ("w" in mode or "a" in mode or "+" in mode) and faults().get("power_cut_write") and _cut_due():
+        return _CutFile(f)
+    return f
+
+
+class _CutFile:
+    # A file whose first write is cut half way by a power failure.
+    def __init__(self, f):
+        self._f = f
+
+    def write(self, data):
+        self._f.write(data[: len(data) // 2])
+        self._f.close()  # what reached the flash before the power failed
+        halt("power_cut")  # the supervisor kills the board: nothing after this runs
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._f.close()
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
 
 
 # --- clock -----------------------------------------------------------------------------------
