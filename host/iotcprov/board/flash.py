@@ -8,7 +8,9 @@ the image and its partition table, the chip, and that the filesystem fits in the
 
 The session connects at the ROM loader's 115200 baud, then switches esptool's stub to the fastest
 rate the profile allows (`flash_baud`) or `baud`; a line that fails at that rate is tried again
-from the start at the next lower one (`flash_baud.flash_rates`).
+from the start at the next lower one (`flash_baud.flash_rates`). Only the sectors whose content
+differs from the flash's are written (`flash_diff`), so flashing a board that already holds the
+same image costs a few MD5 round trips.
 """
 
 import contextlib
@@ -20,6 +22,7 @@ from iotcprov import resources
 from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
 from iotcprov.board.flash_baud import ROM_BAUD, flash_rates
+from iotcprov.board.flash_diff import changed_spans
 from iotcprov.board.fsimage import build_image
 from iotcprov.board.identity import IdentityBundle, WifiSettings, identity_tree
 from iotcprov.board.layout import WIFI
@@ -35,11 +38,16 @@ _SIZE_UNITS = {"KB": 1024, "MB": 1024 * 1024}
 class FlashResult:
     chip: str
     flash_size: int
-    regions: list[tuple[int, int]]  # (offset, length) written
+    regions: list[tuple[int, int]]  # (offset, length) the board now holds: firmware, filesystem
     seconds: float
     filesystem: FilesystemRegion | None = None  # where the LittleFS image went, and why there
     baud: int = ROM_BAUD  # the speed the write ran at
     fallbacks: tuple[str, ...] = ()  # "921600: <error>" for each faster rate the line could not hold
+    written: tuple[tuple[int, int], ...] = ()  # (offset, length) actually sent: what differed
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(length for _, length in self.written)
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +57,8 @@ class FlashResult:
             "baud": self.baud,
             "fallbacks": list(self.fallbacks),
             "regions": [{"offset": hex(o), "length": n} for o, n in self.regions],
+            "written": [{"offset": hex(o), "length": n} for o, n in self.written],
+            "bytes_written": self.bytes_written,
             "filesystem": self.filesystem.as_dict() if self.filesystem else None,
         }
 
@@ -141,8 +151,8 @@ def flash(
     """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image in
     the region the firmware mounts (sized from its partition table, and for v1.26+ from the flash
     size: `flash_size`, else as the chip reports), in one esptool session at the fastest rate the
-    line holds (`baud`, else the profile's `flash_baud`, stepping down on errors). Returns what was
-    written."""
+    line holds (`baud`, else the profile's `flash_baud`, stepping down on errors), writing only the
+    sectors whose content differs (`flash_diff`) unless `erase`. Returns what was written."""
     profile = flashable_profile(board)
     check_firmware_image(firmware, profile["esptool_chip"])
     # The firmware's own layout is checked before the board is touched.
@@ -151,7 +161,7 @@ def flash(
     fallbacks: list[str] = []
     for rate in flash_rates(profile, baud):
         try:
-            size, regions, filesystem = _flash_session(
+            size, regions, written, filesystem = _flash_session(
                 port,
                 firmware,
                 profile,
@@ -172,6 +182,7 @@ def flash(
             filesystem,
             rate,
             tuple(fallbacks),
+            tuple((offset, len(data)) for offset, data in written),
         )
     raise AssertionError("flash_rates ends at the ROM speed, which never falls back")
 
@@ -186,8 +197,9 @@ def _flash_session(
     plan: VfsPlan | None,
     fs_files: dict[str, bytes] | None,
     flash_size: int | None,
-) -> tuple[int, list[tuple[int, bytes]], FilesystemRegion | None]:
-    """One esptool session at `baud`: (flash size, [(offset, data) written], filesystem region)."""
+) -> tuple[int, list[tuple[int, bytes]], list[tuple[int, bytes]], FilesystemRegion | None]:
+    """One esptool session at `baud`: (flash size, [(offset, data)] the board holds after it,
+    [(offset, data)] written because the flash differed, filesystem region)."""
     from esptool.cmds import attach_flash, detect_flash_size, erase_flash, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
 
@@ -222,7 +234,13 @@ def _flash_session(
                 regions.append((filesystem.offset, build_image(profile, filesystem.size, fs_files)))
             if erase:
                 erase_flash(esp)
-            write_flash(esp, regions, flash_size="keep")
+                written = regions
+            else:
+                written = [
+                    span for offset, data in regions for span in changed_spans(esp.flash_md5sum, offset, data)
+                ]
+            if written:
+                write_flash(esp, written, flash_size="keep")  # verified by the stub's MD5 after writing
             reset_chip(esp, "hard-reset")
         except (FatalError, OSError) as error:
             reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
@@ -234,4 +252,4 @@ def _flash_session(
         finally:
             with contextlib.suppress(Exception):
                 esp._port.close()
-    return flash_size, regions, filesystem
+    return flash_size, regions, written, filesystem

@@ -311,7 +311,8 @@ def run_flash(args: argparse.Namespace) -> int:
     regions = ", ".join(f"{length} bytes at {offset:#x}" for offset, length in result.regions)
     print(
         f"flashed {result.chip} ({result.flash_size // 1048576} MB flash): {regions} "
-        f"in {result.seconds:.1f} s at {result.baud} baud"
+        f"in {result.seconds:.1f} s at {result.baud} baud; {result.bytes_written} bytes written, "
+        "the rest already on the board"
     )
     for fallback in result.fallbacks:
         print(f"the line did not hold {fallback}; slowed down")
