@@ -1,8 +1,9 @@
 """An open raw-REPL session on a MicroPython board, over mpremote's SerialTransport.
 
 The session installs a few small helper functions on the board (ONBOARD_HELPERS) so that a file
-travels as one or a few exec calls of base64 text (zlib-compressed when the board has `deflate`)
-and is verified by a SHA-256 computed on the board. It counts the bytes on the wire both ways.
+travels as one or a few exec calls of base64 text (zlib-compressed when the board has `deflate`;
+several files as one stream, `bundle`) and is verified by a SHA-256 computed on the board. It
+counts the bytes on the wire both ways.
 """
 
 import ast
@@ -12,7 +13,6 @@ import dataclasses
 import hashlib
 import io
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,14 +21,13 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
+from iotcprov.board import bundle
 from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
 # Base64 characters per exec: small enough for an ESP32 heap, large enough that the per-call
 # round trip is a small part of the time.
 CHUNK_B64 = 4096
-# A small zlib window: the board's DeflateIO allocates 2**wbits bytes to inflate.
-ZLIB_WBITS = 12
 CONNECT_TIMEOUT = 6.0
 READ_TIMEOUT = 5.0
 
@@ -241,7 +240,7 @@ class BoardSession:
         """Write `data` to `path`, compressed on the wire when that is shorter, and check the
         SHA-256 the board computes of what it wrote."""
         expected = hashlib.sha256(data).hexdigest()
-        packed = _compress(data) if self.facts().has_deflate else None
+        packed = bundle.compress(data) if self.facts().has_deflate else None
         if packed is not None and len(packed) < len(data):
             staging = path + ".z"
             calls = _chunk_calls(staging, packed)
@@ -257,10 +256,29 @@ class BoardSession:
                 f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
             )
 
-
-def _compress(data: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
-    return packer.compress(data) + packer.flush()
+    def write_files(self, files: dict[str, bytes]) -> None:
+        """Write every file of `files` {board path: bytes}, creating folders: as one compressed
+        stream expanded on the board (`bundle`) when it has `deflate` and that is shorter, else
+        file by file; each file's SHA-256, computed on the board, must match."""
+        packed, entries = bundle.pack(files) if len(files) > 1 and self.facts().has_deflate else (b"", [])
+        if not entries or len(packed) >= sum(len(data) for data in files.values()):
+            folders: set[str] = set()
+            for path in sorted(files):
+                folder = path.rsplit("/", 1)[0]
+                if folder and folder not in folders:  # one round-trip per folder, not per file
+                    self.makedirs(folder)
+                    folders.add(folder)
+                self.write_file(path, files[path])
+            return
+        calls = _chunk_calls(bundle.STAGING, packed)
+        for call in calls:
+            self.exec(call)
+        written = ast.literal_eval(self.exec(bundle.expand_call(entries)).strip())
+        for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
+            if got != expected:
+                raise OperationError(
+                    f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
+                )
 
 
 def _chunk_calls(path: str, data: bytes) -> list[str]:
