@@ -33,6 +33,40 @@ def _ix(s,e):
 """
 
 
+# Runs on the board: receive `n` raw bytes from the REPL's stdin into file `p`, in chunks of
+# RECEIVE_CHUNK, with Ctrl-C disabled (a 0x03 byte is data here). It sends ACK once ready and once
+# per chunk read; the host keeps at most RECEIVE_WINDOW bytes unacknowledged, which the board's
+# 260-byte stdin ring buffer (ports/esp32/mphalport.c since v1.23) holds while a chunk goes to
+# flash. The same window as MicroPython's own raw-paste mode.
+ACK = b"\x06"
+RECEIVE_CHUNK = 128
+RECEIVE_WINDOW = 256
+RECEIVE_HELPER = """\
+def _ib(p,n):
+ import sys,micropython
+ r=sys.stdin.buffer;b=bytearray(128);v=memoryview(b)
+ micropython.kbd_intr(-1)
+ try:
+  with open(p,'wb') as f:
+   sys.stdout.write('\\x06')
+   while n:
+    m=min(n,128);g=0
+    while g<m:
+     k=r.readinto(v[g:m])
+     if not k:raise OSError(5)
+     g+=k
+    sys.stdout.write('\\x06')
+    f.write(v[:m]);n-=m
+ finally:
+  micropython.kbd_intr(3)
+"""
+
+
+def receive_call(path: str, size: int) -> str:
+    """The board code that receives `size` raw bytes into `path` (see RECEIVE_HELPER)."""
+    return RECEIVE_HELPER + f"_ib({path!r},{size})"
+
+
 def compress(data: bytes) -> bytes:
     packer = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
     return packer.compress(data) + packer.flush()
