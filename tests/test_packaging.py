@@ -10,7 +10,7 @@ from iotcprov.errors import InputError
 
 REQUIRED_PROFILE_KEYS = {
     "name", "chip", "firmware_offset", "partition_table_offset", "default_flash_size",
-    "vfs_offset", "littlefs", "usb_ids",
+    "vfs_offset", "littlefs", "usb_ids", "flash_baud",
 }
 
 

@@ -100,7 +100,8 @@ class RomLoader:
                 self.stop()
                 raise RuntimeError("esp32-mock-bootloader did not start: " + (tmp / "mock.log").read_text())
             time.sleep(0.05)  # polling a file another process writes; there is no event to wait on
-        self.url = f"socket://127.0.0.1:{port_file.read_text().strip()}"
+        self.address = ("127.0.0.1", int(port_file.read_text().strip()))
+        self.url = f"socket://127.0.0.1:{self.address[1]}"
 
     def esptool(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -130,6 +131,23 @@ def rom_loader(tmp_path):
     loader = RomLoader(tmp_path / "rom")
     yield loader
     loader.stop()
+
+
+@pytest.fixture
+def serial_line(rom_loader):
+    """serial_line(baud=115200, reliable_up_to=None): the ROM loader behind a serial line of that
+    speed (tests/board/serial_link.py), which follows esptool's CHANGE_BAUDRATE."""
+    from tests.board.serial_link import SerialLink
+
+    links = []
+
+    def start(baud: int = 115200, reliable_up_to: int | None = None) -> SerialLink:
+        links.append(SerialLink(rom_loader.address, baud, reliable_up_to))
+        return links[-1]
+
+    yield start
+    for link in links:
+        link.stop()
 
 
 def make_esp_image(path: Path, payload_size: int = 6000, chip: str = "esp32") -> bytes:

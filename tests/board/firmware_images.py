@@ -9,6 +9,7 @@ The tables restate MicroPython's ports/esp32/partitions-*.csv (offsets and sizes
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 APP, DATA = 0x00, 0x01
@@ -69,22 +70,30 @@ def _esp_image(chip: str, payload: bytes) -> bytes:
         return path.read_bytes()
 
 
+def code_like(size: int) -> bytes:
+    """Random bytes of 5 bits each: they compress as a MicroPython build does (to about 0.65 with
+    zlib), so esptool sends them compressed, as it does a real firmware."""
+    return bytes(byte & 0x1F for byte in os.urandom(size))
+
+
 def make_micropython_bin(
     path: Path,
     rows: list[Row] | None,
     version: str | None = "v1.25.0",
     chip: str = "esp32",
     app_size: int = 6000,
+    payload: Callable[[int], bytes] = os.urandom,
 ) -> bytes:
     """A .bin as flashed at the chip's bootloader offset (0x1000 on ESP32, 0 on S3/C3): the
     partition table from `rows` at 0x8000 (none with rows=None), and an application at the first
-    app partition whose data holds MicroPython's banner for `version` (none with version=None)."""
+    app partition whose data holds MicroPython's banner for `version` (none with version=None) and
+    `payload(app_size)` (`code_like` for a firmware that compresses as a real one)."""
     start = 0x1000 if chip == "esp32" else 0x0
     banner = b"3.4.0; MicroPython %s on 2025-04-15\0" % version.encode() if version else b""
     image = bytearray(_esp_image(chip, os.urandom(2000)))
     if rows is not None:
         image = image.ljust(0x8000 - start, b"\xff") + partition_table(rows)
     app_offset = min((row[3] for row in rows or [] if row[1] == APP), default=0x10000)
-    image = image.ljust(app_offset - start, b"\xff") + _esp_image(chip, banner + os.urandom(app_size))
+    image = image.ljust(app_offset - start, b"\xff") + _esp_image(chip, banner + payload(app_size))
     path.write_bytes(image)
     return bytes(image)

@@ -14,7 +14,7 @@ from iotcprov.factory.job import FactoryJob, FlashStep
 from iotcprov.factory.line import PortList, run_line
 from iotcprov.factory.manifest import open_manifest
 
-from tests.board.conftest import make_esp_image, rom_loader  # noqa: F401 - the fixture
+from tests.board.conftest import make_esp_image, rom_loader, run_cli, serial_line  # noqa: F401 - fixtures
 
 GROUP_KEY = base64.b64encode(bytes(range(32))).decode()
 FIRMWARE_OFFSET = 0x1000
@@ -48,3 +48,45 @@ def test_flash_then_wait_for_micropython(rom_loader, tmp_path):  # noqa: F811
     with open_manifest(manifest) as opened:
         assert [(r.status, r.board_id) for r in opened.records()] == [("pending", None)]
     assert [e["stage"] for e in read_audit(tmp_path / "m.audit.jsonl") if e["event"] == "stage"] == stages
+
+
+def _flash_once(port: str, step: FlashStep, folder) -> list[str]:
+    folder.mkdir()
+    job = FactoryJob(
+        id_scope="0ne00ABCDEF", credentials=GroupKeySource(GROUP_KEY), trust=azure_roots(),
+        flash=step, boot_timeout=1.0,
+    )  # fmt: skip
+    stop = threading.Event()
+    seen: list[ev.Event] = []
+
+    def on_event(event: ev.Event) -> None:
+        seen.append(event)
+        if event.name == ev.FAILED:
+            stop.set()
+
+    manifest = folder / "m.sqlite"
+    run_line(job, manifest, [DeviceEntry("f-1")], PortList((port,)), on_event=on_event, stop=stop)
+    return [e.get("stage") for e in seen if e.name == ev.STAGE]
+
+
+def test_the_line_flashes_at_the_profiles_speed_or_at_baud(serial_line, rom_loader, tmp_path):  # noqa: F811
+    image = make_esp_image(tmp_path / "micropython.bin", payload_size=3000)
+    fast = serial_line(115200)
+    assert _flash_once(fast.url, FlashStep(image, "esp32"), tmp_path / "a") == ["flash", "connect"]
+    assert fast.bauds[:2] == [115200, 921600]  # then the connect stage's attempts, at 115200
+    slow = serial_line(115200)
+    changed = make_esp_image(tmp_path / "other.bin", payload_size=3000)
+    at_rom_speed = FlashStep(changed, "esp32", baud=115200)
+    assert _flash_once(slow.url, at_rom_speed, tmp_path / "b") == ["flash", "connect"]
+    assert set(slow.bauds) == {115200}
+    assert rom_loader.read_flash(FIRMWARE_OFFSET, len(changed)) == changed
+
+
+def test_baud_without_a_flash_image_is_refused(tmp_path):
+    result = run_cli(
+        "factory", "run", "--prefix", "x-", "--count", "1", "--id-scope", "0ne00ABCDEF",
+        "--ports", "socket://127.0.0.1:9", "--manifest", str(tmp_path / "m.sqlite"), "--baud", "921600",
+        env={"IOTCPROV_GROUP_KEY": GROUP_KEY},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--baud: only with --flash-image" in result.stderr

@@ -1,8 +1,9 @@
 """An open raw-REPL session on a MicroPython board, over mpremote's SerialTransport.
 
 The session installs a few small helper functions on the board (ONBOARD_HELPERS) so that a file
-travels as one or a few exec calls of base64 text (zlib-compressed when the board has `deflate`)
-and is verified by a SHA-256 computed on the board. It counts the bytes on the wire both ways.
+travels as one or a few exec calls of base64 text (zlib-compressed when the board has `deflate`;
+several files as one stream, `bundle`) and is verified by a SHA-256 computed on the board. It
+counts the bytes on the wire both ways.
 """
 
 import ast
@@ -12,7 +13,6 @@ import dataclasses
 import hashlib
 import io
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,15 +21,13 @@ import serial
 from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
-from iotcprov.board import port_users
+from iotcprov.board import bundle, port_users
 from iotcprov.board.quiet import capture_stdout
 from iotcprov.errors import InputError, OperationError
 
 # Base64 characters per exec: small enough for an ESP32 heap, large enough that the per-call
 # round trip is a small part of the time.
 CHUNK_B64 = 4096
-# A small zlib window: the board's DeflateIO allocates 2**wbits bytes to inflate.
-ZLIB_WBITS = 12
 CONNECT_TIMEOUT = 6.0
 READ_TIMEOUT = 5.0
 
@@ -242,7 +240,7 @@ class BoardSession:
         """Write `data` to `path`, compressed on the wire when that is shorter, and check the
         SHA-256 the board computes of what it wrote."""
         expected = hashlib.sha256(data).hexdigest()
-        packed = _compress(data) if self.facts().has_deflate else None
+        packed = bundle.compress(data) if self.facts().has_deflate else None
         if packed is not None and len(packed) < len(data):
             staging = path + ".z"
             calls = _chunk_calls(staging, packed)
@@ -258,10 +256,67 @@ class BoardSession:
                 f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
             )
 
+    def send_raw(self, path: str, data: bytes) -> None:
+        """Write `data` to the file `path` as raw bytes on the wire, a quarter fewer than base64:
+        the board reads them from the REPL's stdin with Ctrl-C disabled and acknowledges each
+        chunk; at most `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`)."""
+        chunk, window = bundle.RECEIVE_CHUNK, bundle.RECEIVE_WINDOW
+        try:
+            self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data)))
+            self._expect_ack()
+            sent = acked = 0
+            while acked * chunk < len(data):
+                while sent < len(data) and sent - acked * chunk < window:
+                    self._wire.write(data[sent : sent + chunk])
+                    sent += len(data[sent : sent + chunk])
+                self._expect_ack()
+                acked += 1
+            _out, error = self._transport.follow(READ_TIMEOUT)
+        except (TransportError, serial.SerialException, OSError) as error:
+            raise OperationError(
+                f"--port {self.port}: the board stopped answering ({error}); check the connection and retry"
+            ) from None
+        if error:
+            last = (error.decode("utf-8", "replace").strip().splitlines() or ["error"])[-1]
+            raise OperationError(f"--port {self.port}: the board reported {last}")
 
-def _compress(data: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
-    return packer.compress(data) + packer.flush()
+    def _expect_ack(self) -> None:
+        """Read the board's next acknowledgement; anything else means the code stopped (its error
+        follows, as after any exec) or the board is gone."""
+        got = self._wire.read(1)
+        if got == bundle.ACK:
+            return
+        if not got:
+            raise TransportError("no acknowledgement")
+        if got == b"\x04":  # the end of the normal output: the error output follows
+            error = self._transport.read_until(1, b"\x04", timeout=READ_TIMEOUT).removesuffix(b"\x04")
+        else:
+            _out, error = self._transport.follow(READ_TIMEOUT)
+        last = (error.decode("utf-8", "replace").strip().splitlines() or ["error"])[-1]
+        raise OperationError(f"--port {self.port}: the board reported {last}")
+
+    def write_files(self, files: dict[str, bytes]) -> None:
+        """Write every file of `files` {board path: bytes}, creating folders: as one compressed
+        stream expanded on the board (`bundle`) when it has `deflate` and that is shorter, else
+        file by file; each file's SHA-256, computed on the board, must match. The stream goes as
+        raw bytes (`send_raw`), the rest as base64 text."""
+        packed, entries = bundle.pack(files) if len(files) > 1 and self.facts().has_deflate else (b"", [])
+        if not entries or len(packed) >= sum(len(data) for data in files.values()):
+            folders: set[str] = set()
+            for path in sorted(files):
+                folder = path.rsplit("/", 1)[0]
+                if folder and folder not in folders:  # one round-trip per folder, not per file
+                    self.makedirs(folder)
+                    folders.add(folder)
+                self.write_file(path, files[path])
+            return
+        self.send_raw(bundle.STAGING, packed)
+        written = ast.literal_eval(self.exec(bundle.expand_call(entries)).strip())
+        for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
+            if got != expected:
+                raise OperationError(
+                    f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
+                )
 
 
 def _chunk_calls(path: str, data: bytes) -> list[str]:

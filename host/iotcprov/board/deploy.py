@@ -1,7 +1,8 @@
 """Copy the firmware package onto a board, skipping what is already there.
 
 Files go to /lib/iotc as .mpy when `mpy-cross` can emit the board's bytecode version, else as
-.py. A file whose SHA-256 (computed on the board) already matches is not sent again; files in
+.py. A file whose SHA-256 (computed on the board) already matches is not sent again; the others
+travel as one zlib stream the board expands (`bundle`, when it has `deflate`); files in
 /lib/iotc that are no longer part of the firmware are removed (a stale .py would shadow its .mpy).
 `deployed.json` beside them records the version and format for `iotcprov info`.
 """
@@ -128,17 +129,11 @@ def deploy_session(
         prepared = build_deployment(mpy_version, main=main, firmware=firmware, compile=compile)
     files, label, version = prepared
     on_board = session.hash_files(sorted(files))
-    written, skipped, folders = [], [], set()
+    written, skipped = [], []
     for path in sorted(files):
-        if on_board[path] == hashlib.sha256(files[path]).hexdigest():
-            skipped.append(path)
-            continue
-        folder = path.rsplit("/", 1)[0]
-        if folder not in folders:  # one round-trip per folder, not per file
-            session.makedirs(folder)
-            folders.add(folder)
-        session.write_file(path, files[path])
-        written.append(path)
+        same = on_board[path] == hashlib.sha256(files[path]).hexdigest()
+        (skipped if same else written).append(path)
+    session.write_files({path: files[path] for path in written})  # one compressed stream if it can
     removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
     for path in removed:
         session.remove_tree(path)

@@ -5,6 +5,12 @@ esptool run as the firmware, where and as large as that firmware will mount it (
 partition table's 'vfs' partition, or for v1.26+ without one, from the end of the table to the end
 of the flash the chip reports. Everything is checked before the first write: the board profile,
 the image and its partition table, the chip, and that the filesystem fits in the flash.
+
+The session connects at the ROM loader's 115200 baud, then switches esptool's stub to the fastest
+rate the profile allows (`flash_baud`) or `baud`; a line that fails at that rate is tried again
+from the start at the next lower one (`flash_baud.flash_rates`). Only the sectors whose content
+differs from the flash's are written (`flash_diff`), so flashing a board that already holds the
+same image costs a few MD5 round trips.
 """
 
 import contextlib
@@ -15,14 +21,15 @@ from pathlib import Path
 from iotcprov import resources
 from iotcprov.board.deploy import build_deployment
 from iotcprov.board.esp_image import check_firmware_image
+from iotcprov.board.flash_baud import ROM_BAUD, flash_rates
+from iotcprov.board.flash_diff import changed_spans
 from iotcprov.board.fsimage import build_image
 from iotcprov.board.identity import IdentityBundle, WifiSettings, identity_tree
 from iotcprov.board.partitions import parse_offset
 from iotcprov.board.quiet import capture_stdout
-from iotcprov.board.vfs_layout import FilesystemRegion, plan_filesystem
+from iotcprov.board.vfs_layout import FilesystemRegion, VfsPlan, plan_filesystem
 from iotcprov.errors import InputError, OperationError
 
-ROM_BAUD = 115200
 _SIZE_UNITS = {"KB": 1024, "MB": 1024 * 1024}
 
 
@@ -30,16 +37,27 @@ _SIZE_UNITS = {"KB": 1024, "MB": 1024 * 1024}
 class FlashResult:
     chip: str
     flash_size: int
-    regions: list[tuple[int, int]]  # (offset, length) written
+    regions: list[tuple[int, int]]  # (offset, length) the board now holds: firmware, filesystem
     seconds: float
     filesystem: FilesystemRegion | None = None  # where the LittleFS image went, and why there
+    baud: int = ROM_BAUD  # the speed the write ran at
+    fallbacks: tuple[str, ...] = ()  # "921600: <error>" for each faster rate the line could not hold
+    written: tuple[tuple[int, int], ...] = ()  # (offset, length) actually sent: what differed
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(length for _, length in self.written)
 
     def as_dict(self) -> dict:
         return {
             "chip": self.chip,
             "flash_size": self.flash_size,
             "seconds": self.seconds,
+            "baud": self.baud,
+            "fallbacks": list(self.fallbacks),
             "regions": [{"offset": hex(o), "length": n} for o, n in self.regions],
+            "written": [{"offset": hex(o), "length": n} for o, n in self.written],
+            "bytes_written": self.bytes_written,
             "filesystem": self.filesystem.as_dict() if self.filesystem else None,
         }
 
@@ -95,7 +113,7 @@ def _quiet_esptool():
             log.set_verbosity("auto")
 
 
-def _connect(port: str, chip: str):
+def _connect(port: str, chip: str):  # at the ROM loader's speed
     from esptool.cmds import detect_chip
     from esptool.util import FatalError
 
@@ -108,6 +126,15 @@ def _connect(port: str, chip: str):
         ) from None
 
 
+class _LineFailed(Exception):
+    """The line stopped carrying data after the switch to a faster rate."""
+
+    def __init__(self, baud: int, reason: str) -> None:
+        super().__init__(reason)
+        self.baud = baud
+        self.reason = reason
+
+
 def flash(
     port: str,
     firmware: bytes,
@@ -116,20 +143,66 @@ def flash(
     erase: bool = False,
     fs_files: dict[str, bytes] | None = None,
     flash_size: int | None = None,
+    baud: int | None = None,
 ) -> FlashResult:
     """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image in
     the region the firmware mounts (sized from its partition table, and for v1.26+ from the flash
-    size: `flash_size`, else as the chip reports), in one esptool session. Returns what was written."""
+    size: `flash_size`, else as the chip reports), in one esptool session at the fastest rate the
+    line holds (`baud`, else the profile's `flash_baud`, stepping down on errors), writing only the
+    sectors whose content differs (`flash_diff`) unless `erase`. Returns what was written."""
+    profile = flashable_profile(board)
+    check_firmware_image(firmware, profile["esptool_chip"])
+    # The firmware's own layout is checked before the board is touched.
+    plan = plan_filesystem(firmware, profile) if fs_files is not None else None
+    started = time.monotonic()
+    fallbacks: list[str] = []
+    for rate in flash_rates(profile, baud):
+        try:
+            size, regions, written, filesystem = _flash_session(
+                port,
+                firmware,
+                profile,
+                rate,
+                erase=erase,
+                plan=plan,
+                fs_files=fs_files,
+                flash_size=flash_size,
+            )
+        except _LineFailed as failed:  # never at ROM_BAUD, the last rate
+            fallbacks.append(f"{failed.baud}: {failed.reason}")
+            continue
+        return FlashResult(
+            profile["esptool_chip"],
+            size,
+            [(offset, len(data)) for offset, data in regions],
+            time.monotonic() - started,
+            filesystem,
+            rate,
+            tuple(fallbacks),
+            tuple((offset, len(data)) for offset, data in written),
+        )
+    raise AssertionError("flash_rates ends at the ROM speed, which never falls back")
+
+
+def _flash_session(
+    port: str,
+    firmware: bytes,
+    profile: dict,
+    baud: int,
+    *,
+    erase: bool,
+    plan: VfsPlan | None,
+    fs_files: dict[str, bytes] | None,
+    flash_size: int | None,
+) -> tuple[int, list[tuple[int, bytes]], list[tuple[int, bytes]], FilesystemRegion | None]:
+    """One esptool session at `baud`: (flash size, [(offset, data)] the board holds after it,
+    [(offset, data)] written because the flash differed, filesystem region)."""
     from esptool.cmds import attach_flash, detect_flash_size, erase_flash, reset_chip, run_stub, write_flash
     from esptool.util import FatalError
 
-    profile = flashable_profile(board)
     chip = profile["esptool_chip"]
-    check_firmware_image(firmware, chip)
-    # The firmware's own layout is checked before the board is touched.
-    plan = plan_filesystem(firmware, profile) if fs_files is not None else None
     filesystem = None
-    started = time.monotonic()
+    switched = False
     with _quiet_esptool():
         esp = _connect(port, chip)
         try:
@@ -138,6 +211,9 @@ def flash(
                     f"--board: the chip on {port!r} is an {esp.CHIP_NAME}, not {chip}; give the right --board"
                 )
             esp = run_stub(esp)
+            if baud != ROM_BAUD:
+                esp.change_baud(baud)
+                switched = True
             attach_flash(esp)
             flash_size_from = "--flash-size"
             if flash_size is None:
@@ -155,19 +231,22 @@ def flash(
                 regions.append((filesystem.offset, build_image(profile, filesystem.size, fs_files)))
             if erase:
                 erase_flash(esp)
-            write_flash(esp, regions, flash_size="keep")
+                written = regions
+            else:
+                written = [
+                    span for offset, data in regions for span in changed_spans(esp.flash_md5sum, offset, data)
+                ]
+            if written:
+                write_flash(esp, written, flash_size="keep")  # verified by the stub's MD5 after writing
             reset_chip(esp, "hard-reset")
-        except FatalError as error:
-            raise OperationError(
-                f"--port {port}: flashing failed: {str(error).splitlines()[0][:160]}"
-            ) from None
+        except (FatalError, OSError) as error:
+            reason = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+            if switched:
+                raise _LineFailed(baud, reason) from None
+            if not isinstance(error, FatalError):
+                raise
+            raise OperationError(f"--port {port}: flashing failed: {reason}") from None
         finally:
             with contextlib.suppress(Exception):
                 esp._port.close()
-    return FlashResult(
-        chip,
-        flash_size,
-        [(offset, len(data)) for offset, data in regions],
-        time.monotonic() - started,
-        filesystem,
-    )
+    return flash_size, regions, written, filesystem

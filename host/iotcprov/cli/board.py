@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from iotcprov.board import credential_input, deploy, flash, info, monitor, ports, provision
+from iotcprov.board.flash_baud import parse_baud
 from iotcprov.board.identity import (
     GLOBAL_DPS_HOST,
     MQTT_TLS_PORT,
@@ -153,6 +154,12 @@ def _register_flash(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--main", action="store_true", help="with --fs: include the example main.py")
     parser.add_argument("--flash-size", metavar="SIZE", help="e.g. 4MB (default: as the chip reports)")
+    parser.add_argument(
+        "--baud",
+        metavar="N",
+        help="write at this speed: 921600, 460800, 230400 or 115200 (default: the board profile's "
+        "fastest, 921600; lower on errors)",
+    )
     _identity_options(parser, required=False)
     _json(parser)
     parser.set_defaults(func=run_flash)
@@ -321,8 +328,9 @@ def run_flash(args: argparse.Namespace) -> int:
     elif args.device_id is not None or args.id_scope is not None or args.wifi_ssid is not None:
         raise InputError("--fs: identity and Wi-Fi options need --fs (they go into the filesystem image)")
     size = flash.parse_flash_size(args.flash_size) if args.flash_size else None
+    baud = parse_baud(args.baud) if args.baud is not None else None
     result = flash.flash(
-        args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size
+        args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size, baud=baud
     )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -330,8 +338,11 @@ def run_flash(args: argparse.Namespace) -> int:
     regions = ", ".join(f"{length} bytes at {offset:#x}" for offset, length in result.regions)
     print(
         f"flashed {result.chip} ({result.flash_size // 1048576} MB flash): {regions} "
-        f"in {result.seconds:.1f} s"
+        f"in {result.seconds:.1f} s at {result.baud} baud; {result.bytes_written} bytes written, "
+        "the rest already on the board"
     )
+    for fallback in result.fallbacks:
+        print(f"the line did not hold {fallback}; slowed down")
     if result.filesystem is not None:
         print(f"filesystem sized as {result.filesystem.source}")
     return 0

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from iotcprov.board.flash import read_firmware
+from iotcprov.board.flash_baud import parse_baud
 from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
 from iotcprov.board.trust import resolve_trust
 from iotcprov.cli.board import WIFI_PASSWORD, wifi_settings
@@ -118,6 +119,12 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     steps.add_argument("--flash-image", type=Path, metavar="FILE", help="flash this MicroPython .bin first")
     steps.add_argument("--board", default="esp32", metavar="NAME", help="board profile for --flash-image")
     steps.add_argument("--erase", action="store_true", help="with --flash-image: erase the flash first")
+    steps.add_argument(
+        "--baud",
+        metavar="N",
+        help="with --flash-image: flash at this speed (921600, 460800, 230400, 115200; default: the "
+        "board profile's fastest, lower on errors)",
+    )
     steps.add_argument(
         "--source", type=Path, metavar="DIR", help="firmware folder (default: the packaged one)"
     )
@@ -237,10 +244,14 @@ def _credentials(args: argparse.Namespace) -> CredentialSource:
 
 def _flash(args: argparse.Namespace) -> FlashStep | None:
     if args.flash_image is None:
-        if args.erase:
-            raise InputError("--erase: only with --flash-image")
+        for option, value in (("--erase", args.erase), ("--baud", args.baud)):
+            if value:
+                raise InputError(f"{option}: only with --flash-image")
         return None
-    return FlashStep(read_firmware(args.flash_image, args.board, "--flash-image"), args.board, args.erase)
+    baud = parse_baud(args.baud) if args.baud is not None else None
+    return FlashStep(
+        read_firmware(args.flash_image, args.board, "--flash-image"), args.board, args.erase, baud
+    )
 
 
 def build_job(args: argparse.Namespace) -> FactoryJob:

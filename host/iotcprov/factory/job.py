@@ -27,9 +27,12 @@ class FlashStep:
     image: bytes  # a MicroPython .bin, checked by iotcprov.board.flash before the first write
     board: str = "esp32"
     erase: bool = False
+    baud: int | None = None  # None: the board profile's fastest rate (iotcprov.board.flash_baud)
 
     def __repr__(self) -> str:
-        return f"FlashStep({len(self.image)} bytes, board={self.board!r}, erase={self.erase})"
+        return (
+            f"FlashStep({len(self.image)} bytes, board={self.board!r}, erase={self.erase}, baud={self.baud})"
+        )
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,7 @@ class BoardWork:
         step = self.job.flash
         assert step is not None
         try:
-            flash_ops.flash(state.port, step.image, step.board, erase=step.erase)
+            flash_ops.flash(state.port, step.image, step.board, erase=step.erase, baud=step.baud)
         except IotcprovError as error:
             raise StageFailed(ev.FLASH, str(error)) from None
 

@@ -1,0 +1,75 @@
+"""Deploy sends the files it writes as one zlib stream that the board expands with
+`deflate.DeflateIO` (iotcprov.board.bundle), on the real MicroPython unix port behind the virtual
+board: the files are byte-identical to what was built and verified by the board's SHA-256; a board
+without `deflate` gets them file by file, plain."""
+
+import hashlib
+
+import pytest
+from iotcprov.board import bundle, deploy
+from iotcprov.board.connection import open_board
+from iotcprov.errors import OperationError
+
+from tests.board.conftest import board_files
+
+
+def built(session) -> dict[str, bytes]:
+    return deploy.build_deployment(session.facts().mpy_version, main=True)[0]
+
+
+def test_compressed_deploy_is_byte_identical(board):
+    with open_board(board.port) as session:
+        assert session.facts().has_deflate
+        files = built(session)
+        before = session.bytes_sent
+        result = deploy.deploy_session(session, main=True)
+        sent = session.bytes_sent - before
+    assert sorted(result.written) == sorted(files)
+    on_board = board_files(board.directory)
+    assert {path: on_board[path] for path in files} == files
+    assert bundle.STAGING not in on_board  # expanded, then removed
+    assert sent < sum(len(data) for data in files.values())  # compressed: fewer bytes than the files
+    packed, _ = bundle.pack(files)
+    assert sent < len(packed) * 4 // 3  # and raw: fewer than the stream in base64
+
+
+def test_raw_bytes_arrive_intact_through_a_throttled_line(make_board):
+    board = make_board(baud=115200)
+    data = bytes(range(256)) * 40 + b"\x03\x04\r\n\x06" * 50  # Ctrl-C, Ctrl-D, line ends, ACK
+    with open_board(board.port) as session:
+        before = session.bytes_sent
+        session.send_raw("/raw.bin", data)
+        assert session.bytes_sent - before < len(data) + 600  # the bytes themselves, and the receiver
+        assert session.eval("1+1") == 2  # the REPL is usable afterwards (Ctrl-C handling restored)
+    assert (board.directory / "raw.bin").read_bytes() == data
+
+
+def test_a_raw_write_the_board_refuses_names_its_error(board):
+    with open_board(board.port) as session:
+        with pytest.raises(OperationError, match="the board reported OSError"):
+            session.send_raw("/no/such/folder/raw.bin", b"data")
+        assert session.eval("1+1") == 2
+
+
+def test_a_changed_file_travels_alone(board):
+    deploy.deploy(board.port, main=True)
+    (board.directory / "main.py").write_bytes(b"# edited on the board\n")
+    result = deploy.deploy(board.port, main=True)
+    assert result.written == ["/main.py"]
+    assert board_files(board.directory)["/main.py"] == deploy.build_deployment(None, main=True)[0]["/main.py"]
+
+
+def test_without_deflate_files_go_plain_and_verify(board):
+    with open_board(board.port) as session:
+        session.exec("deflate=None")  # as a build without the module: the helpers' import failed
+        assert not session.facts().has_deflate
+        files = built(session)
+        before = session.bytes_sent
+        result = deploy.deploy_session(session, main=True)
+        sent = session.bytes_sent - before
+    assert sorted(result.written) == sorted(files)
+    on_board = board_files(board.directory)
+    assert {path: hashlib.sha256(on_board[path]).digest() for path in files} == {
+        path: hashlib.sha256(data).digest() for path, data in files.items()
+    }
+    assert sent > sum(len(data) for data in files.values())  # base64 of the plain bytes
