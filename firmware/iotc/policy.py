@@ -1,16 +1,91 @@
-# What the device does next after each outcome: retry timing, error classification and the
-# decisions of the connection state machine (protocol spec section 5, modelled on azure-sdk-for-c's
+# What the device does next after each outcome: the connection state machine's transition table,
+# retry timing and error classification (docs/protocol.md section 5, modelled on azure-sdk-for-c's
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
-# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16): the
-# caller does the waiting and all I/O.
+# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16) and the
+# state's linked() (is there a network link?): the caller does the waiting and all I/O.
 #
 # Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
 # retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).
-# Every decision is a tuple (stage, delay_ms, reason, reprovision): go to `stage` ("wifi",
-# "clock", "dps", "hub", "online" or "stopped") after `delay_ms`; `reprovision` = drop the cached
-# assignment first. Constants are written where they are used: every module-level name would
-# stay interned on the board for good (iotc/__init__.py).
+# Every decision is a Decision(stage, delay_ms, reason, reprovision): go to `stage` after
+# `delay_ms`; `reprovision` = drop the cached assignment first. Constants are written where they
+# are used: every module-level name would stay interned on the board for good (iotc/__init__.py).
+
+from collections import namedtuple
+
+Decision = namedtuple("Decision", ("stage", "delay_ms", "reason", "reprovision"))
+
+# The transition table: one edge a line, "stage outcome next-stage". Every stage change of the
+# device is decide(stage, outcome) and must be an edge here (anything else is a fault of the
+# firmware). The outcome names the rule below that picks among its edges; "*" is any stage.
+# Stages: idle (not started, or stopped for good), wifi, clock, dps, hub, online, stopped (waiting
+# out terminal_wait). A rule's dps or hub becomes wifi while the network link is down (the
+# "-> wifi" edges). firmware/README.md draws this table (tools/fw_state_diagram.py; a test fails
+# when the drawing is out of date).
+TABLE = """
+idle start wifi
+wifi joined clock
+wifi network_failed wifi
+clock boot hub
+clock boot dps
+clock boot wifi
+clock network_failed clock
+dps dps_answer hub
+dps dps_answer dps
+dps dps_answer stopped
+dps dps_answer idle
+dps dps_answer wifi
+dps dps_refused dps
+dps dps_refused stopped
+dps dps_refused idle
+dps dps_refused wifi
+dps dps_failed dps
+dps dps_failed wifi
+dps clock_unset clock
+hub hub_connected online
+hub hub_refused hub
+hub hub_refused dps
+hub hub_refused stopped
+hub hub_refused idle
+hub hub_refused wifi
+hub hub_failed hub
+hub hub_failed dps
+hub hub_failed wifi
+hub clock_unset clock
+online renew hub
+online renew wifi
+online hub_lost hub
+online hub_lost wifi
+stopped resume dps
+stopped resume wifi
+wifi fault wifi
+clock fault clock
+dps fault dps
+dps fault wifi
+hub fault hub
+hub fault wifi
+online fault hub
+online fault wifi
+stopped fault dps
+stopped fault wifi
+idle fault idle
+* stop idle
+"""
+
+
+def decide(state, options, stage, outcome, *args):
+    """The next stage after `outcome` in `stage` (None: idle): the outcome's rule, with dps and hub
+    turned into wifi while the link is down. ValueError when the table has no such edge."""
+    stage = stage or "idle"
+    decision = globals()[outcome](state, options, *args)
+    target = decision[0]
+    if (target == "dps" or target == "hub") and state.linked is not None and not state.linked():
+        decision = Decision("wifi", decision[1], decision[2], decision[3])
+        target = "wifi"
+    edge = " %s %s\n" % (outcome, target)
+    if "\n" + stage + edge not in TABLE and "\n*" + edge not in TABLE:
+        raise ValueError("no edge %s %s %s" % (stage, outcome, target))
+    return decision
 
 
 def classify_status(status):
@@ -70,6 +145,8 @@ class State:
     hub_failures = 0  # consecutive failed hub connections since the last success
     fresh_assignment = False  # the hub in use came from DPS during this run
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
+    linked = None  # callable -> is the network link up? (None: always)
+    stage = None  # the stage whose outcome is decided (the Device's own)
 
 
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
@@ -81,19 +158,38 @@ def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
         random16 = int.from_bytes(os.urandom(2), "big")
     delay = retry_ms(state.attempt, options, random16, retry_after)
     state.attempt += 1
-    return stage, delay, reason, reprovision
+    return Decision(stage, delay, reason, reprovision)
 
 
 def _stop(options, reason):
-    return "stopped", options.terminal_wait * 1000, reason, False
+    """Stop for terminal_wait seconds, or for good (idle) when it is 0."""
+    wait = options.terminal_wait * 1000
+    return Decision("stopped" if wait else "idle", wait, reason, False)
+
+
+def start(state, options):
+    """The configuration is good: a new start, as after a reset."""
+    state.attempt = state.hub_failures = 0
+    state.fresh_assignment = False
+    return Decision("wifi", 0, None, False)
+
+
+def joined(state, options):
+    """On the network: set the clock next."""
+    return Decision("clock", 0, None, False)
+
+
+def clock_unset(state, options):
+    """Nothing can be signed or verified without the time: set the clock first."""
+    return Decision("clock", 0, "clock-unset", False)
 
 
 def boot(state, options, cache_state):
     """After Wi-Fi and clock: the hub straight away when the cache holds an assignment
     ("cached"), else DPS; a cache made for another identity is dropped first."""
     if cache_state == "cached":
-        return "hub", 0, None, False
-    return "dps", 0, cache_state, cache_state == "identity-changed"
+        return Decision("hub", 0, None, False)
+    return Decision("dps", 0, cache_state, cache_state == "identity-changed")
 
 
 def network_failed(state, options, stage, reason):
@@ -107,7 +203,7 @@ def dps_answer(state, options, kind, status, retry_after=None):
     if kind == "assigned":
         state.fresh_assignment = True
         state.hub_failures = 0
-        return "hub", 0, None, False
+        return Decision("hub", 0, None, False)
     if kind in ("failed", "disabled"):
         return _stop(options, "registration " + kind)
     if classify_status(status) == "retry":
@@ -127,9 +223,16 @@ def dps_failed(state, options, reason):
     return _retry(state, options, "dps", reason)
 
 
-def hub_connected(state):
+def hub_connected(state, options):
+    """A hub session is up: the failure count starts again, and a later refusal may reprovision."""
     state.hub_failures = 0
     state.fresh_assignment = False
+    return Decision("online", 0, None, False)
+
+
+def renew(state, options):
+    """The token is about to expire: connect again with a fresh one (MQTT 3.1.1 cannot re-auth)."""
+    return Decision("hub", 0, None, False)
 
 
 def hub_refused(state, options, code):
@@ -167,4 +270,17 @@ def resume(state, options):
     """After a terminal wait: start over at DPS, once."""
     state.attempt = 0
     state.fresh_assignment = False
-    return "dps", 0, "resume", True
+    return Decision("dps", 0, "resume", True)
+
+
+def fault(state, options, reason):
+    """A fault of the firmware (or MemoryError) in `state.stage`: that stage again, later (a
+    session from its connect, a terminal wait from DPS)."""
+    stage = state.stage or "idle"
+    stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
+    return _retry(state, options, stage, reason)
+
+
+def stop(state, options):
+    """The application stopped the device."""
+    return Decision("idle", 0, None, False)

@@ -24,12 +24,11 @@ def step(device):
         kind, status, retry_after, hub, device_id = detail
         if kind == "assigned":
             s.hub, s.assigned_id = hub, device_id
-        decision = device.decide("dps_answer", kind, status, retry_after)
+        device.decide("dps_answer", kind, status, retry_after)
     elif outcome == "refused":
-        decision = device.decide("dps_refused", detail)
+        device.decide("dps_refused", detail)
     else:
-        decision = device.decide("dps_failed", detail)
-    device.go(decision)
+        device.decide("dps_failed", detail)
 
 
 def run(s, password, ctx):
@@ -64,7 +63,7 @@ def run(s, password, ctx):
 
         try:
             files.save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
-        except OSError as e:  # only the next boot's shortcut is lost
+        except TRANSPORT_ERRORS as e:  # only the next boot's shortcut is lost
             emit("cache failed", reason="OSError %s" % e.args[0])
         files = None
         unload("files")

@@ -30,8 +30,6 @@ class Rules:
 
     def __getattr__(self, name):
         decide = getattr(policy, name)
-        if name == "hub_connected":
-            return lambda: decide(self.state)
         return lambda *args: Decision(*decide(self.state, self.options, *args))
 
 
