@@ -11,6 +11,12 @@
 # - packet ids: umqtt never wraps them (65536 goes out as 0 and its PUBACK never matches).
 # - text: umqtt counts a str's length in characters but sends its UTF-8 bytes; the link hands it
 #   bytes only.
+# - errors: every failure of the connection is an OSError (callers retry those as transport
+#   faults, and nothing else). umqtt.simple reads a stream that ends early or holds a malformed
+#   packet as an IndexError (a short read) or an AssertionError (its checks of PUBACK, PINGRESP,
+#   QoS 2), and mbedTLS refuses the server's certificate with a ValueError from wrap_socket: the
+#   link turns those into OSError where they happen, so a ValueError or AssertionError of the
+#   firmware's own code (the on_message callback included) is never mistaken for the network.
 
 import errno
 import select
@@ -22,14 +28,10 @@ from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException
 
 from iotc import feed
 
-TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
-
 
 def describe(error):
-    """A short, secret-free description of a transport error for reason=."""
-    if isinstance(error, OSError) and error.args:
-        return "OSError %s" % error.args[0]
-    return type(error).__name__
+    """A short, secret-free description of a transport error (OSError) for reason=."""
+    return "OSError %s" % str(error.args[0] if error.args else "")[:60]
 
 
 def utf8(text):
@@ -55,12 +57,14 @@ def packet(first, body):
 
 class Link(MQTTClient):
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.
-    Errors are umqtt's: OSError (socket, TLS, timeout), MQTTException(code), IndexError.
-    umqtt's publish(qos=1) waits through wait_msg(), which is bounded here."""
+    Errors: OSError (socket, TLS, timeout, a broken or malformed stream), MQTTException(code)
+    (refused CONNECT or SUBSCRIBE); anything else is a fault of the firmware. umqtt's
+    publish(qos=1) waits through wait_msg(), which is bounded here."""
 
     packets_out = 0  # MQTT packets sent and received by all links since boot (for benchmarks)
     packets_in = 0
     poller = None
+    fault = None  # what on_message raised during the last read: raised again after umqtt's
 
     def __init__(self, host, port, client_id, user, password, ctx, on_message, keepalive, timeout_s):
         MQTTClient.__init__(
@@ -68,7 +72,8 @@ class Link(MQTTClient):
             keepalive=keepalive, ssl=ctx,
         )  # fmt: skip
         self.limit_ms = timeout_s * 1000
-        self.set_callback(on_message)
+        self.on_message = on_message
+        self.set_callback(self.received)
         self.last_rx = self.last_tx = time.ticks_ms()
 
     def readable(self, ms):
@@ -81,7 +86,32 @@ class Link(MQTTClient):
     def wait_msg(self):
         if not self.readable(self.limit_ms):
             raise OSError(errno.ETIMEDOUT)
-        return MQTTClient.wait_msg(self)
+        return self.read_msg()
+
+    def read_msg(self):
+        """umqtt's wait_msg, whose short reads (IndexError) and asserts mean a broken or odd
+        stream: OSError. What the callback raised is ours, and raised as it was."""
+        self.fault = None
+        try:
+            op = MQTTClient.wait_msg(self)
+        except (IndexError, AssertionError) as e:
+            self.broken(e)
+        if self.fault is not None:
+            raise self.fault
+        return op
+
+    def broken(self, error):
+        """umqtt failed reading: the stream's fault (OSError), or the callback's (as it was)."""
+        if self.fault is None:
+            raise OSError("bad packet (%s)" % type(error).__name__)
+        raise self.fault
+
+    def received(self, topic, payload):
+        """umqtt's callback: on_message, with its exceptions kept for read_msg."""
+        try:
+            self.on_message(topic, payload)
+        except Exception as e:
+            self.fault = e
 
     def connect(self, clean_session, timeout_s):
         """Open TCP, TLS and the MQTT session, each bounded by `timeout_s` (the socket's timeout
@@ -92,7 +122,10 @@ class Link(MQTTClient):
             self.sock = socket.socket()
             self.sock.settimeout(timeout_s)
             self.sock.connect(socket.getaddrinfo(self.server, self.port)[0][-1])
-            self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            try:
+                self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            except ValueError as e:  # MicroPython's mbedTLS: the server's certificate was refused
+                raise OSError("TLS %s" % str(e).split("\n")[0][:60]) from None
             flags = 0xC0 | (2 if clean_session else 0)  # user name and password; clean session
             body = field(b"MQTT") + bytes((4, flags)) + struct.pack("!H", self.keepalive)
             self.sock.write(packet(0x10, body + field(self.client_id) + field(self.user) + field(self.pswd)))
@@ -100,7 +133,10 @@ class Link(MQTTClient):
             if not self.readable(timeout_s * 1000):
                 raise OSError(errno.ETIMEDOUT)
             ack = self.sock.read(4)
-            assert ack[0] == 0x20 and ack[1] == 2  # IndexError when the server closed instead
+            if not ack:
+                raise OSError(-1)  # the server closed the connection (umqtt's code for it)
+            if len(ack) < 4 or ack[0] != 0x20 or ack[1] != 2:
+                raise OSError("bad CONNACK")
             if ack[3]:
                 raise MQTTException(ack[3])
         except BaseException:
@@ -126,6 +162,8 @@ class Link(MQTTClient):
         while True:  # PUBLISHes that come first go to the callback, as in umqtt's own wait
             if self.wait_msg() == 0x90:
                 ack = self.sock.read(4)  # remaining length (2 + one code), packet id, code
+                if len(ack) < 4:
+                    raise OSError("bad SUBACK")
                 if (ack[1] << 8 | ack[2]) == pid:
                     break
         if ack[3] == 0x80:
@@ -135,7 +173,10 @@ class Link(MQTTClient):
     def publish(self, topic, payload, qos=0):
         if qos and self.pid >= 65535:
             self.pid = 0  # umqtt adds one before it uses the id
-        MQTTClient.publish(self, utf8(topic), utf8(payload), qos=qos)
+        try:
+            MQTTClient.publish(self, utf8(topic), utf8(payload), qos=qos)
+        except (IndexError, AssertionError) as e:  # a malformed PUBACK, or the callback's
+            self.broken(e)
         self.count(1, qos)
 
     def ping(self):
@@ -147,10 +188,13 @@ class Link(MQTTClient):
         on_message). True when a packet arrived."""
         if not self.readable(ms):
             return False
-        op = MQTTClient.wait_msg(self)
+        op = self.read_msg()
         if op is not None and op & 0xF0 != 0x30:
             # An acknowledgement nobody waits for (umqtt leaves its body unread): skip it.
-            self.sock.read(self.sock.read(1)[0])
+            size = self.sock.read(1)
+            if not size:
+                raise OSError(-1)
+            self.sock.read(size[0])
         Link.packets_in += 1
         self.last_rx = time.ticks_ms()
         return True

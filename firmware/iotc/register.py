@@ -7,7 +7,7 @@ import gc
 import time
 
 from iotc import dps, emit, unload
-from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
+from iotc.link import Link, MQTTException, describe
 
 
 def step(device):
@@ -51,7 +51,7 @@ def run(s, password, ctx):
         code = e.args[0] if e.args else 0
         emit("dps failed", "connack", code, reason="connection refused")
         return "refused", code
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         link.close(False)
         reason = describe(e)
         emit("dps failed", reason=reason)
@@ -63,7 +63,7 @@ def run(s, password, ctx):
 
         try:
             files.save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
-        except TRANSPORT_ERRORS as e:  # only the next boot's shortcut is lost
+        except OSError as e:  # only the next boot's shortcut is lost
             emit("cache failed", reason="OSError %s" % e.args[0])
         files = None
         unload("files")

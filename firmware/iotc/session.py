@@ -9,7 +9,7 @@ import json
 import time
 
 from iotc import emit, hub, unload
-from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
+from iotc.link import Link, MQTTException, describe
 
 
 def step(device):
@@ -59,7 +59,7 @@ def connect(device):
         emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
         device.decide("hub_refused", code)
         return
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         device.close(False)
         emit("hub failed", "host", s.hub, reason=describe(e))
         device.decide("hub_failed", describe(e))
@@ -116,7 +116,7 @@ def serve(device):
         elif time.ticks_diff(now, quiet_since(link)) >= s.keepalive * 500:
             link.ping()
             device.ping_sent = link.last_tx
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
         return
     inbox = device.inbox
@@ -176,7 +176,7 @@ def quiet_since(link):
 def publish(device, topic, payload, qos):
     try:
         device.link.publish(topic, payload, qos)
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
         return False
     return True
@@ -215,7 +215,7 @@ def wait(device, ms):
     """Wait up to `ms` for what the hub sends; a broken session is handled here."""
     try:
         device.link.wait(ms)
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
 
 
