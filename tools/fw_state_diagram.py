@@ -18,7 +18,12 @@ END = "<!-- end of state diagram -->"
 
 
 def edges(table: str) -> list[tuple[str, str, str]]:
-    return [tuple(line.split()) for line in table.strip().splitlines()]
+    """Every (stage, outcome, next stage) of the table: a line lists an outcome's next stages."""
+    found = []
+    for line in table.strip().splitlines():
+        source, outcome, *targets = line.split()
+        found += [(source, outcome, target) for target in targets]
+    return found
 
 
 def load_table() -> str:

@@ -5,6 +5,7 @@ firmware's transition table (policy.TABLE): change the table, run
 import importlib.util
 from pathlib import Path
 
+import pytest
 from iotc import policy
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "fw_state_diagram.py"
@@ -36,3 +37,11 @@ def test_a_changed_table_is_noticed():
     tool = load_tool()
     readme = tool.README.read_text(encoding="utf-8")
     assert tool.current(readme) != tool.block(policy.TABLE + "online renew dps\n")
+
+
+def test_the_firmware_refuses_an_edge_the_table_lacks():
+    state = policy.State()
+    options = type("Options", (), {"terminal_wait": 0})()
+    assert policy.decide(state, options, "dps", "stop").stage == "idle"  # "*": any stage
+    with pytest.raises(ValueError, match="no edge online joined clock"):
+        policy.decide(state, options, "online", "joined")

@@ -8,7 +8,11 @@ from iotc import policy
 
 
 def table_edges() -> set[tuple[str, str, str]]:
-    return {tuple(line.split()) for line in policy.TABLE.strip().splitlines()}
+    edges = set()
+    for line in policy.TABLE.strip().splitlines():
+        source, outcome, *targets = line.split()
+        edges |= {(source, outcome, target) for target in targets}
+    return edges
 
 
 def rig_for(tmp_path, monkeypatch, options=None, cached=False, world=None) -> Rig:
