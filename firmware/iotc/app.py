@@ -74,6 +74,7 @@ class Device:
     hub_failures = 0
     fresh_assignment = False
     random16 = None
+    hub_up = None
 
     def __init__(self, root="/iotc-data", telemetry=None, model_id=None, info=True):
         self.root = root
@@ -258,6 +259,8 @@ class Device:
         """The stage's `outcome` happened: the transition table (policy.decide, loaded just for
         the decision; the device carries the policy's state) picks what comes next, and it is
         applied."""
+        if outcome == "hub_connected":  # decided by the table as the hub stage began (policy.decide)
+            return self.go(self.hub_up)
         from iotc import policy
 
         decision = policy.decide(self, self.settings, self.stage, outcome, *args)

@@ -63,6 +63,8 @@ def decide(state, options, stage, outcome, *args):
         line = TABLE.find("\n* %s " % outcome)
     if line < 0 or target not in TABLE[line : TABLE.find("\n", line + 1)].split()[2:]:
         raise ValueError("no edge %s %s %s" % (stage, outcome, target))
+    if target == "hub":  # the hub stage's success, decided now: then the link is open and there
+        state.hub_up = decide(state, options, "hub", "hub_connected")  # is no room for this module
     return decision
 
 
@@ -125,6 +127,7 @@ class State:
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
     linked = None  # callable -> is the network link up? (None: always)
     stage = None  # the stage whose outcome is decided (the Device's own)
+    hub_up = None  # the decision for hub_connected, made when the hub stage is entered
 
 
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
@@ -202,14 +205,20 @@ def dps_failed(state, options, reason):
 
 
 def hub_connected(state, options):
-    """A hub session is up: the failure count starts again, and a later refusal may reprovision."""
+    """The hub accepted the session: online. Decided ahead, when the hub stage is entered (see
+    decide); what a session changes in the state is applied when it ends (_ended)."""
+    return Decision("online", 0, None, False)
+
+
+def _ended(state):
+    """A hub session was up: the failure count starts again, and a later refusal may reprovision."""
     state.hub_failures = 0
     state.fresh_assignment = False
-    return Decision("online", 0, None, False)
 
 
 def renew(state, options):
     """The token is about to expire: connect again with a fresh one (MQTT 3.1.1 cannot re-auth)."""
+    _ended(state)
     return Decision("hub", 0, None, False)
 
 
@@ -239,6 +248,7 @@ def hub_lost(state, options, lasted_ms, reason):
     """An established session dropped after `lasted_ms`. A session that had been stable starts
     the backoff afresh; one dropped soon after connecting keeps growing it (no
     connect-and-get-kicked hot loop)."""
+    _ended(state)
     if lasted_ms >= STABLE_MS:
         state.attempt = 0
     return _retry(state, options, "hub", reason)
@@ -255,6 +265,8 @@ def fault(state, options, reason):
     """A fault of the firmware (or MemoryError) in `state.stage`: that stage again, later (a
     session from its connect, a terminal wait from DPS)."""
     stage = state.stage or "idle"
+    if stage == "online":
+        _ended(state)
     stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
     return _retry(state, options, stage, reason)
 
