@@ -94,17 +94,12 @@ class Link(MQTTClient):
         self.fault = None
         try:
             op = MQTTClient.wait_msg(self)
-        except (IndexError, AssertionError) as e:
-            self.broken(e)
+        except (IndexError, AssertionError):
+            if self.fault is None:
+                raise OSError("bad packet") from None
         if self.fault is not None:
             raise self.fault
         return op
-
-    def broken(self, error):
-        """umqtt failed reading: the stream's fault (OSError), or the callback's (as it was)."""
-        if self.fault is None:
-            raise OSError("bad packet (%s)" % type(error).__name__)
-        raise self.fault
 
     def received(self, topic, payload):
         """umqtt's callback: on_message, with its exceptions kept for read_msg."""
@@ -125,7 +120,7 @@ class Link(MQTTClient):
             try:
                 self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
             except ValueError as e:  # MicroPython's mbedTLS: the server's certificate was refused
-                raise OSError("TLS %s" % str(e).split("\n")[0][:60]) from None
+                raise OSError("TLS " + str(e)) from None
             flags = 0xC0 | (2 if clean_session else 0)  # user name and password; clean session
             body = field(b"MQTT") + bytes((4, flags)) + struct.pack("!H", self.keepalive)
             self.sock.write(packet(0x10, body + field(self.client_id) + field(self.user) + field(self.pswd)))
@@ -136,7 +131,7 @@ class Link(MQTTClient):
             if not ack:
                 raise OSError(-1)  # the server closed the connection (umqtt's code for it)
             if len(ack) < 4 or ack[0] != 0x20 or ack[1] != 2:
-                raise OSError("bad CONNACK")
+                raise OSError("bad packet") from None
             if ack[3]:
                 raise MQTTException(ack[3])
         except BaseException:
@@ -163,7 +158,7 @@ class Link(MQTTClient):
             if self.wait_msg() == 0x90:
                 ack = self.sock.read(4)  # remaining length (2 + one code), packet id, code
                 if len(ack) < 4:
-                    raise OSError("bad SUBACK")
+                    raise OSError("bad packet") from None
                 if (ack[1] << 8 | ack[2]) == pid:
                     break
         if ack[3] == 0x80:
@@ -175,8 +170,10 @@ class Link(MQTTClient):
             self.pid = 0  # umqtt adds one before it uses the id
         try:
             MQTTClient.publish(self, utf8(topic), utf8(payload), qos=qos)
-        except (IndexError, AssertionError) as e:  # a malformed PUBACK, or the callback's
-            self.broken(e)
+        except (IndexError, AssertionError):  # a malformed PUBACK, unless the callback's own
+            if self.fault is None:
+                raise OSError("bad packet") from None
+            raise
         self.count(1, qos)
 
     def ping(self):

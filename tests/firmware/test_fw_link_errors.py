@@ -133,4 +133,4 @@ def test_a_refused_server_certificate_is_an_oserror(link, monkeypatch):
     refused = ValueError("MBEDTLS_ERR_X509_CERT_VERIFY_FAILED\nThe certificate is not correctly signed")
     with pytest.raises(OSError) as caught:
         connect(link, monkeypatch, b"", Context(refused))
-    assert link.describe(caught.value) == "OSError TLS MBEDTLS_ERR_X509_CERT_VERIFY_FAILED"
+    assert link.describe(caught.value).startswith("OSError TLS MBEDTLS_ERR_X509_CERT_VERIFY_FAILED")
