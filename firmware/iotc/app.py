@@ -268,15 +268,6 @@ class Device:
         unload("policy")
         self.go(decision)
 
-    def linked(self):
-        """Is the network link up? (for the policy: DPS and the hub need Wi-Fi first)"""
-        try:
-            import network
-
-            return network.WLAN(network.STA_IF).isconnected()
-        except ImportError:  # a port with host networking
-            return True
-
     def go(self, decision):
         """Apply a decision of the table (stage, delay_ms, reason, reprovision): the next stage,
         when it may start, and the status lines that explain it."""

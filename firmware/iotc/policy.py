@@ -2,8 +2,8 @@
 # retry timing and error classification (docs/protocol.md section 5, modelled on azure-sdk-for-c's
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
-# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16) and the
-# state's linked() (is there a network link?): the caller does the waiting and all I/O.
+# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16) and one
+# look at the network link (network.WLAN): the caller does the waiting and all other I/O.
 #
 # Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
 # retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).
@@ -55,9 +55,15 @@ def decide(state, options, stage, outcome, *args):
     stage = stage or "idle"
     decision = globals()[outcome](state, options, *args)
     target = decision[0]
-    if (target == "dps" or target == "hub") and state.linked is not None and not state.linked():
-        decision = Decision("wifi", decision[1], decision[2], decision[3])
-        target = "wifi"
+    if target == "dps" or target == "hub":  # both need the network: join it first when it is down
+        try:
+            import network
+
+            if not network.WLAN(network.STA_IF).isconnected():
+                decision = Decision("wifi", decision[1], decision[2], decision[3])
+                target = "wifi"
+        except ImportError:  # a port with host networking
+            pass
     line = TABLE.find("\n%s %s " % (stage, outcome))
     if line < 0:
         line = TABLE.find("\n* %s " % outcome)
@@ -125,7 +131,6 @@ class State:
     hub_failures = 0  # consecutive failed hub connections since the last success
     fresh_assignment = False  # the hub in use came from DPS during this run
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
-    linked = None  # callable -> is the network link up? (None: always)
     stage = None  # the stage whose outcome is decided (the Device's own)
     hub_up = None  # the decision for hub_connected, made when the hub stage is entered
 
