@@ -20,11 +20,15 @@ def micropython() -> str:
 
 # The releases the end-to-end suites run on: the oldest and the newest the field has
 # (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`;
-# every virtual board its tests start then claims that release.
+# every virtual board its tests start then claims that release. Module-scoped, so a module runs
+# all its tests on one release, then all on the other, and a module-scoped emulator that depends
+# on `release` is a fresh one for each: the tests create enrollments and groups by fixed names,
+# which the second release's run could not create again on the same emulator.
 E2E_RELEASES = (OLDEST, NEWEST)
 
 
-@pytest.fixture(params=E2E_RELEASES, ids=lambda release: "v" + release)
-def release(request, monkeypatch) -> str:
-    monkeypatch.setenv(RELEASE_ENV, request.param)
-    return request.param
+@pytest.fixture(scope="module", params=E2E_RELEASES, ids=lambda release: "v" + release)
+def release(request):
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(RELEASE_ENV, request.param)
+        yield request.param
