@@ -6,10 +6,11 @@
 #     dps           register.py   register with DPS and cache the assignment (skipped when cached)
 #     hub, online   session.py    connect with a fresh token, then serve the session
 #
-# After every outcome policy.py picks the next stage and the delay (backoff, re-provisioning,
-# stopping). RAM is scarce on an ESP32 and on the virtual board's limited heap, so a stage's
-# module is imported when the stage runs and unloaded when the device moves on: only this file,
-# the link and the session stay resident.
+# After every outcome the transition table in policy.py picks the next stage and the delay
+# (backoff, re-provisioning, stopping): Device.decide(outcome) is the only way to change stage.
+# RAM is scarce on an ESP32 and on the virtual board's limited heap, so a stage's module is
+# imported when the stage runs and unloaded when the device moves on: only this file, the link
+# and the session stay resident.
 #
 #     from iotc.app import Device
 #     device = Device(telemetry=lambda: {"temperature": read_sensor()})
@@ -73,6 +74,7 @@ class Device:
     hub_failures = 0
     fresh_assignment = False
     random16 = None
+    hub_up = None
 
     def __init__(self, root="/iotc-data", telemetry=None, model_id=None, info=True):
         self.root = root
@@ -113,9 +115,7 @@ class Device:
             settings = None  # this reference too, or the module and its imports stay in RAM
             self.shed("settings", "config", "files", "sas")
         if ready:
-            self.attempt = self.hub_failures = 0  # a new start, as after a reset
-            self.fresh_assignment = False
-            self.go(("wifi", 0, None, False))
+            self.decide("start")
         return ready
 
     def run(self):
@@ -157,7 +157,7 @@ class Device:
         if wait > 0:
             self.pause(wait)
         elif stage == "stopped":
-            self.go(self.decide("resume"))
+            self.decide("resume")
         else:
             if stage == "wifi" or stage == "clock":
                 self._stage("bringup").step(self)
@@ -250,24 +250,27 @@ class Device:
 
     def stop(self):
         self.close()
-        self.stage = None
+        self.decide("stop")
         iotc.watchdog(0)
 
     # ---- for the stage modules ----------------------------------------------------------
 
-    def decide(self, name, *args):
-        """policy.<name>(state, settings, *args), with policy.py loaded just for the decision
-        (the device carries the policy's state)."""
+    def decide(self, outcome, *args):
+        """The stage's `outcome` happened: the transition table (policy.decide, loaded just for
+        the decision; the device carries the policy's state) picks what comes next, and it is
+        applied."""
+        if outcome == "hub_connected":  # decided by the table as the hub stage began (policy.decide)
+            return self.go(self.hub_up)
         from iotc import policy
 
-        decision = getattr(policy, name)(self, self.settings, *args)
+        decision = policy.decide(self, self.settings, self.stage, outcome, *args)
         policy = None
         unload("policy")
-        return decision
+        self.go(decision)
 
     def go(self, decision):
-        """Apply a decision (stage, delay_ms, reason, reprovision): the next stage, when it may
-        start, and the status lines that explain it."""
+        """Apply a decision of the table (stage, delay_ms, reason, reprovision): the next stage,
+        when it may start, and the status lines that explain it."""
         stage, delay_ms, reason, reprovision = decision
         s = self.settings
         if reprovision:  # forget the cached assignment
@@ -279,21 +282,13 @@ class Device:
             s.cache_state = "no-cache"
             if reason != "resume":
                 emit("reprovision", reason=reason)
-        if stage == "hub" and s.hub is None:
-            stage = "dps"
-        if stage == "dps" or stage == "hub":  # no network (Wi-Fi lost): join it first
-            try:
-                import network
-
-                if not network.WLAN(network.STA_IF).isconnected():
-                    stage = "wifi"
-            except ImportError:  # a port with host networking
-                pass
+        if stage == "idle":  # stopped for good, or by the application
+            if reason:
+                emit("stopped", reason=reason)
+            self.stage = None
+            return
         if stage == "stopped":
-            emit("stopped", "retry_in", delay_ms // 1000 or None, reason=reason)
-            if not delay_ms:
-                self.stage = None
-                return
+            emit("stopped", "retry_in", delay_ms // 1000, reason=reason)
         elif delay_ms:
             emit(
                 "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000), "attempt", self.attempt,
@@ -316,7 +311,7 @@ class Device:
             self.shed("files", "clock", "sas")
         if secret is None:
             self.close(False)
-            self.go(("clock", 0, "clock-unset", False))
+            self.decide("clock_unset")
         return secret
 
     def close(self, polite=True):
@@ -359,14 +354,13 @@ class Device:
         self.close(False)
         stage = self.stage
         emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
-        stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
         self._stage_module = None  # drop whatever stage code is loaded: the retry reloads it
         self.shed("bringup", "register", "dps", "session", "hub", "files", "sas", "policy")
         try:
-            decision = self.decide("network_failed", stage, "error")
-        except MemoryError:
-            decision = (stage, 10000, "error", False)
-        self.go(decision)
+            self.decide("fault", "error")
+        except MemoryError:  # no room for the table: its fault edge, by hand, after 10 s
+            stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
+            self.go((stage, 10000, "error", False))
 
 
 def main(root="/iotc-data"):

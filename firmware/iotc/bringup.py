@@ -44,10 +44,10 @@ def step(device):
         ok, info = join(device)
         if ok:
             emit("wifi connected", "ip", info)
-            device.go(("clock", 0, None, False))
+            device.decide("joined")
         else:
             emit("wifi failed", reason=info)
-            device.go(device.decide("network_failed", "wifi", "wifi"))
+            device.decide("network_failed", "wifi", "wifi")
         return
     # NTP, each server in turn for ntp_attempts rounds (ntptime makes one 1 s attempt per call)
     server = None
@@ -70,7 +70,7 @@ def step(device):
     now = clock.unix_time()
     if server is None and not clock.clock_is_set(now):
         emit("clock failed", "servers", ",".join(s.ntp_servers), reason="no NTP answer")
-        device.go(device.decide("network_failed", "clock", "ntp"))
+        device.decide("network_failed", "clock", "ntp")
         return
     emit("clock set", "source", "ntp" if server else "rtc", "server", server, "unix", now)
-    device.go(device.decide("boot", "cached" if s.hub else s.cache_state))
+    device.decide("boot", "cached" if s.hub else s.cache_state)

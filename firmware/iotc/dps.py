@@ -1,5 +1,5 @@
 # Device Provisioning Service over MQTT: CONNECT fields, topics, payloads and answer parsing.
-# Pure: no sockets, no clock (protocol spec section 1). Constants are written where they are
+# Pure: no sockets, no clock (docs/protocol.md section 1). Constants are written where they are
 # used: every module-level name would stay interned on the board for good (iotc/__init__.py).
 #
 # Kinds of answer: "assigned", "assigning" (poll again), "failed", "disabled", "error".

@@ -1,5 +1,5 @@
 # IoT Hub over MQTT, what the device sends: CONNECT user name, telemetry, twin and direct-method
-# response topics (protocol spec section 2). Parsing what the hub sends is in incoming.py.
+# response topics (docs/protocol.md section 2). Parsing what the hub sends is in incoming.py.
 # Pure: no sockets, no clock. sas.quote is imported where needed, so the session need not keep
 # sas.py loaded between token renewals. Constants are written where they are used: every
 # module-level name would stay interned on the board for good (iotc/__init__.py).

@@ -1,5 +1,5 @@
 # What the hub sends: topic query strings, property bags, and the kind of each incoming hub
-# message (protocol spec section 2): "c2d", "method", "twin-response" or "twin-desired". Pure:
+# message (docs/protocol.md section 2): "c2d", "method", "twin-response" or "twin-desired". Pure:
 # no sockets. Loaded when the first message arrives, so a device that subscribes to nothing never
 # pays for it. Constants are written where they are used: every module-level name would stay
 # interned on the board for good (iotc/__init__.py).

@@ -11,6 +11,12 @@
 # - packet ids: umqtt never wraps them (65536 goes out as 0 and its PUBACK never matches).
 # - text: umqtt counts a str's length in characters but sends its UTF-8 bytes; the link hands it
 #   bytes only.
+# - errors: every failure of the connection is an OSError (callers retry those as transport
+#   faults, and nothing else). umqtt.simple reads a stream that ends early or holds a malformed
+#   packet as an IndexError (a short read) or an AssertionError (its checks of PUBACK, PINGRESP,
+#   QoS 2), and mbedTLS refuses the server's certificate with a ValueError from wrap_socket: the
+#   link turns those into OSError where they happen, so a ValueError or AssertionError of the
+#   firmware's own code (the on_message callback included) is never mistaken for the network.
 
 import errno
 import select
@@ -22,24 +28,22 @@ from umqtt.simple import MQTTClient, MQTTException  # noqa: F401  (MQTTException
 
 from iotc import feed
 
-TRANSPORT_ERRORS = (OSError, IndexError, ValueError, AssertionError)  # how umqtt fails
-
 
 def describe(error):
-    """A short, secret-free description of a transport error for reason=."""
-    if isinstance(error, OSError) and error.args:
-        return "OSError %s" % error.args[0]
-    return type(error).__name__
+    """A short, secret-free description of a transport error (OSError) for reason=."""
+    return "OSError %s" % str(error.args[0] if error.args else "")[:60]
 
 
 class Link(MQTTClient):
     """An open session: publish, subscribe, ping, and wait(ms) for what the server sends.
-    Errors are umqtt's: OSError (socket, TLS, timeout), MQTTException(code), IndexError.
-    umqtt's publish(qos=1) waits through wait_msg(), which is bounded here."""
+    Errors: OSError (socket, TLS, timeout, a broken or malformed stream), MQTTException(code)
+    (refused CONNECT or SUBSCRIBE); anything else is a fault of the firmware. umqtt's
+    publish(qos=1) waits through wait_msg(), which is bounded here."""
 
     packets_out = 0  # MQTT packets sent and received by all links since boot (for benchmarks)
     packets_in = 0
     poller = None
+    fault = None  # what on_message raised during the last read: raised again after umqtt's
 
     def __init__(self, host, port, client_id, user, password, ctx, on_message, keepalive, timeout_s):
         MQTTClient.__init__(
@@ -47,7 +51,8 @@ class Link(MQTTClient):
             keepalive=keepalive, ssl=ctx,
         )  # fmt: skip
         self.limit_ms = timeout_s * 1000
-        self.set_callback(on_message)
+        self.on_message = on_message
+        self.set_callback(self.received)
         self.last_rx = self.last_tx = time.ticks_ms()
 
     def readable(self, ms):
@@ -60,7 +65,27 @@ class Link(MQTTClient):
     def wait_msg(self):
         if not self.readable(self.limit_ms):
             raise OSError(errno.ETIMEDOUT)
-        return MQTTClient.wait_msg(self)
+        return self.read_msg()
+
+    def read_msg(self):
+        """umqtt's wait_msg, whose short reads (IndexError) and asserts mean a broken or odd
+        stream: OSError. What the callback raised is ours, and raised as it was."""
+        self.fault = None
+        try:
+            op = MQTTClient.wait_msg(self)
+        except (IndexError, AssertionError):
+            if self.fault is None:
+                raise OSError("bad packet") from None
+        if self.fault is not None:
+            raise self.fault
+        return op
+
+    def received(self, topic, payload):
+        """umqtt's callback: on_message, with its exceptions kept for read_msg."""
+        try:
+            self.on_message(topic, payload)
+        except Exception as e:
+            self.fault = e
 
     def connect(self, clean_session, timeout_s):
         """Open TCP, TLS and the MQTT session, each bounded by `timeout_s` (the socket's timeout
@@ -71,7 +96,10 @@ class Link(MQTTClient):
             self.sock = socket.socket()
             self.sock.settimeout(timeout_s)
             self.sock.connect(socket.getaddrinfo(self.server, self.port)[0][-1])
-            self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            try:
+                self.sock = self.ssl.wrap_socket(self.sock, server_hostname=self.server)
+            except ValueError as e:  # MicroPython's mbedTLS: the server's certificate was refused
+                raise OSError("TLS " + str(e)) from None
             flags = 0xC0 | (2 if clean_session else 0)  # user name and password; clean session
             body = b"\x00\x04MQTT\x04" + bytes((flags,)) + struct.pack("!H", self.keepalive)
             for data in (self.client_id, self.user, self.pswd):
@@ -81,7 +109,10 @@ class Link(MQTTClient):
             if not self.readable(timeout_s * 1000):
                 raise OSError(errno.ETIMEDOUT)
             ack = self.sock.read(4)
-            assert ack[0] == 0x20 and ack[1] == 2  # IndexError when the server closed instead
+            if not ack:
+                raise OSError(-1)  # the server closed the connection (umqtt's code for it)
+            if len(ack) < 4 or ack[0] != 0x20 or ack[1] != 2:
+                raise OSError("bad packet") from None
             if ack[3]:
                 raise MQTTException(ack[3])
         except BaseException:
@@ -119,6 +150,8 @@ class Link(MQTTClient):
             op = self.wait_msg()
             if op == 0x90:
                 ack = self.sock.read(4)  # remaining length (2 + one code), packet id, code
+                if len(ack) < 4:
+                    raise OSError("bad packet") from None
                 if (ack[1] << 8 | ack[2]) == pid:
                     break
             elif op is not None and op & 0xF0 != 0x30:
@@ -134,7 +167,12 @@ class Link(MQTTClient):
             topic = topic.encode()
         if isinstance(payload, str):
             payload = payload.encode()
-        MQTTClient.publish(self, topic, payload, qos=qos)
+        try:
+            MQTTClient.publish(self, topic, payload, qos=qos)
+        except (IndexError, AssertionError):  # a malformed PUBACK, unless the callback's own
+            if self.fault is None:
+                raise OSError("bad packet") from None
+            raise
         self.count(1, qos)
 
     def ping(self):
@@ -146,10 +184,13 @@ class Link(MQTTClient):
         on_message). True when a packet arrived."""
         if not self.readable(ms):
             return False
-        op = MQTTClient.wait_msg(self)
+        op = self.read_msg()
         if op is not None and op & 0xF0 != 0x30:
             # An acknowledgement nobody waits for (umqtt leaves its body unread): skip it.
-            self.sock.read(self.sock.read(1)[0])
+            size = self.sock.read(1)
+            if not size:
+                raise OSError(-1)
+            self.sock.read(size[0])
         Link.packets_in += 1
         self.last_rx = time.ticks_ms()
         return True

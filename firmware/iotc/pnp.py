@@ -1,4 +1,4 @@
-# IoT Central / Plug and Play conventions (protocol spec section 4), what goes in and out of the
+# IoT Central / Plug and Play conventions (docs/protocol.md section 4), what goes in and out of the
 # twin and the direct methods: desired properties found in a patch or a full twin, writable
 # property acknowledgements, components, command names and results. Pure: no sockets, no clock,
 # no globals; imports on CPython and MicroPython. Loaded by central.py while it handles something.

@@ -1,16 +1,77 @@
-# What the device does next after each outcome: retry timing, error classification and the
-# decisions of the connection state machine (protocol spec section 5, modelled on azure-sdk-for-c's
+# What the device does next after each outcome: the connection state machine's transition table,
+# retry timing and error classification (docs/protocol.md section 5, modelled on azure-sdk-for-c's
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
-# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16): the
-# caller does the waiting and all I/O.
+# Pure but for the jitter's randomness (os.urandom, unless the state supplies random16) and one
+# look at the network link (network.WLAN): the caller does the waiting and all other I/O.
 #
 # Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
 # retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).
-# Every decision is a tuple (stage, delay_ms, reason, reprovision): go to `stage` ("wifi",
-# "clock", "dps", "hub", "online" or "stopped") after `delay_ms`; `reprovision` = drop the cached
-# assignment first. Constants are written where they are used: every module-level name would
-# stay interned on the board for good (iotc/__init__.py).
+# Every decision is a Decision(stage, delay_ms, reason, reprovision): go to `stage` after
+# `delay_ms`; `reprovision` = drop the cached assignment first. Constants are written where they
+# are used: every module-level name would stay interned on the board for good (iotc/__init__.py).
+
+from collections import namedtuple
+
+Decision = namedtuple("Decision", ("stage", "delay_ms", "reason", "reprovision"))
+
+# The transition table: "stage outcome next-stage..." a line, "*" for any stage. Every stage change
+# of the device is decide(stage, outcome): the outcome's rule below picks one of the stages its line
+# lists, and any other is a fault of the firmware. Stages: idle (not started, or stopped for good),
+# wifi, clock, dps, hub, online, stopped (waiting out terminal_wait). A rule's dps or hub becomes
+# wifi while the network link is down. firmware/README.md draws this table
+# (tools/fw_state_diagram.py; a test fails when the drawing is out of date).
+TABLE = """
+idle start wifi
+wifi joined clock
+wifi network_failed wifi
+clock boot hub dps wifi
+clock network_failed clock
+dps dps_answer hub dps stopped idle wifi
+dps dps_refused dps stopped idle wifi
+dps dps_failed dps wifi
+dps clock_unset clock
+hub hub_connected online
+hub hub_refused hub dps stopped idle wifi
+hub hub_failed hub dps wifi
+hub clock_unset clock
+online renew hub wifi
+online hub_lost hub wifi
+stopped resume dps wifi
+wifi fault wifi
+clock fault clock
+dps fault dps wifi
+hub fault hub wifi
+online fault hub wifi
+stopped fault dps wifi
+idle fault idle
+* stop idle
+"""
+
+
+def decide(state, options, stage, outcome, *args):
+    """The next stage after `outcome` in `stage` (None: idle): the outcome's rule, with dps and hub
+    turned into wifi while the link is down. ValueError when the table has no such edge."""
+    stage = stage or "idle"
+    decision = globals()[outcome](state, options, *args)
+    target = decision[0]
+    if target == "dps" or target == "hub":  # both need the network: join it first when it is down
+        try:
+            import network
+
+            if not network.WLAN(network.STA_IF).isconnected():
+                decision = Decision("wifi", decision[1], decision[2], decision[3])
+                target = "wifi"
+        except ImportError:  # a port with host networking
+            pass
+    line = TABLE.find("\n%s %s " % (stage, outcome))
+    if line < 0:
+        line = TABLE.find("\n* %s " % outcome)
+    if line < 0 or target not in TABLE[line : TABLE.find("\n", line + 1)].split()[2:]:
+        raise ValueError("no edge %s %s %s" % (stage, outcome, target))
+    if target == "hub":  # the hub stage's success, decided now: then the link is open and there
+        state.hub_up = decide(state, options, "hub", "hub_connected")  # is no room for this module
+    return decision
 
 
 def classify_status(status):
@@ -70,6 +131,8 @@ class State:
     hub_failures = 0  # consecutive failed hub connections since the last success
     fresh_assignment = False  # the hub in use came from DPS during this run
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
+    stage = None  # the stage whose outcome is decided (the Device's own)
+    hub_up = None  # the decision for hub_connected, made when the hub stage is entered
 
 
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
@@ -81,19 +144,38 @@ def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
         random16 = int.from_bytes(os.urandom(2), "big")
     delay = retry_ms(state.attempt, options, random16, retry_after)
     state.attempt += 1
-    return stage, delay, reason, reprovision
+    return Decision(stage, delay, reason, reprovision)
 
 
 def _stop(options, reason):
-    return "stopped", options.terminal_wait * 1000, reason, False
+    """Stop for terminal_wait seconds, or for good (idle) when it is 0."""
+    wait = options.terminal_wait * 1000
+    return Decision("stopped" if wait else "idle", wait, reason, False)
+
+
+def start(state, options):
+    """The configuration is good: a new start, as after a reset."""
+    state.attempt = state.hub_failures = 0
+    state.fresh_assignment = False
+    return Decision("wifi", 0, None, False)
+
+
+def joined(state, options):
+    """On the network: set the clock next."""
+    return Decision("clock", 0, None, False)
+
+
+def clock_unset(state, options):
+    """Nothing can be signed or verified without the time: set the clock first."""
+    return Decision("clock", 0, "clock-unset", False)
 
 
 def boot(state, options, cache_state):
     """After Wi-Fi and clock: the hub straight away when the cache holds an assignment
     ("cached"), else DPS; a cache made for another identity is dropped first."""
     if cache_state == "cached":
-        return "hub", 0, None, False
-    return "dps", 0, cache_state, cache_state == "identity-changed"
+        return Decision("hub", 0, None, False)
+    return Decision("dps", 0, cache_state, cache_state == "identity-changed")
 
 
 def network_failed(state, options, stage, reason):
@@ -107,7 +189,7 @@ def dps_answer(state, options, kind, status, retry_after=None):
     if kind == "assigned":
         state.fresh_assignment = True
         state.hub_failures = 0
-        return "hub", 0, None, False
+        return Decision("hub", 0, None, False)
     if kind in ("failed", "disabled"):
         return _stop(options, "registration " + kind)
     if classify_status(status) == "retry":
@@ -127,9 +209,22 @@ def dps_failed(state, options, reason):
     return _retry(state, options, "dps", reason)
 
 
-def hub_connected(state):
+def hub_connected(state, options):
+    """The hub accepted the session: online. Decided ahead, when the hub stage is entered (see
+    decide); what a session changes in the state is applied when it ends (_ended)."""
+    return Decision("online", 0, None, False)
+
+
+def _ended(state):
+    """A hub session was up: the failure count starts again, and a later refusal may reprovision."""
     state.hub_failures = 0
     state.fresh_assignment = False
+
+
+def renew(state, options):
+    """The token is about to expire: connect again with a fresh one (MQTT 3.1.1 cannot re-auth)."""
+    _ended(state)
+    return Decision("hub", 0, None, False)
 
 
 def hub_refused(state, options, code):
@@ -158,6 +253,7 @@ def hub_lost(state, options, lasted_ms, reason):
     """An established session dropped after `lasted_ms`. A session that had been stable starts
     the backoff afresh; one dropped soon after connecting keeps growing it (no
     connect-and-get-kicked hot loop)."""
+    _ended(state)
     if lasted_ms >= STABLE_MS:
         state.attempt = 0
     return _retry(state, options, "hub", reason)
@@ -167,4 +263,19 @@ def resume(state, options):
     """After a terminal wait: start over at DPS, once."""
     state.attempt = 0
     state.fresh_assignment = False
-    return "dps", 0, "resume", True
+    return Decision("dps", 0, "resume", True)
+
+
+def fault(state, options, reason):
+    """A fault of the firmware (or MemoryError) in `state.stage`: that stage again, later (a
+    session from its connect, a terminal wait from DPS)."""
+    stage = state.stage or "idle"
+    if stage == "online":
+        _ended(state)
+    stage = "hub" if stage == "online" else "dps" if stage == "stopped" else stage
+    return _retry(state, options, stage, reason)
+
+
+def stop(state, options):
+    """The application stopped the device."""
+    return Decision("idle", 0, None, False)

@@ -7,7 +7,7 @@ import gc
 import time
 
 from iotc import dps, emit, unload
-from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
+from iotc.link import Link, MQTTException, describe
 
 
 def step(device):
@@ -24,12 +24,11 @@ def step(device):
         kind, status, retry_after, hub, device_id = detail
         if kind == "assigned":
             s.hub, s.assigned_id = hub, device_id
-        decision = device.decide("dps_answer", kind, status, retry_after)
+        device.decide("dps_answer", kind, status, retry_after)
     elif outcome == "refused":
-        decision = device.decide("dps_refused", detail)
+        device.decide("dps_refused", detail)
     else:
-        decision = device.decide("dps_failed", detail)
-    device.go(decision)
+        device.decide("dps_failed", detail)
 
 
 def run(s, password, ctx):
@@ -52,7 +51,7 @@ def run(s, password, ctx):
         code = e.args[0] if e.args else 0
         emit("dps failed", "connack", code, reason="connection refused")
         return "refused", code
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         link.close(False)
         reason = describe(e)
         emit("dps failed", reason=reason)

@@ -9,7 +9,7 @@ import json
 import time
 
 from iotc import emit, hub, unload
-from iotc.link import TRANSPORT_ERRORS, Link, MQTTException, describe
+from iotc.link import Link, MQTTException, describe
 
 
 def step(device):
@@ -57,16 +57,14 @@ def connect(device):
         device.close(False)
         code = e.args[0] if e.args else 0
         emit("hub failed", "host", s.hub, "connack", code, reason="connection refused")
-        device.go(device.decide("hub_refused", code))
+        device.decide("hub_refused", code)
         return
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         device.close(False)
         emit("hub failed", "host", s.hub, reason=describe(e))
-        device.go(device.decide("hub_failed", describe(e)))
+        device.decide("hub_failed", describe(e))
         return
     now = time.ticks_ms()
-    device.hub_failures = 0  # policy.hub_connected, without loading policy for it
-    device.fresh_assignment = False
     device.online_since = device.uptime_ms  # uptime, unlike ticks, does not wrap after 6 days
     device.ping_sent = None
     expiry = secret[1]
@@ -75,7 +73,7 @@ def connect(device):
         emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
     else:
         emit("hub connected", "host", s.hub, "device", s.assigned_id, "expires", expiry)
-    device.go(("online", 0, None, False))
+    device.decide("hub_connected")
     # Start the telemetry schedule (first connection of a boot), queue the device information
     # (once per boot) and send the reported properties; then read the whole twin, on every
     # connection (desired changes made while the link was down are sent to nobody), so each
@@ -109,7 +107,7 @@ def serve(device):
     if device.renew_at is not None and time.ticks_diff(now, device.renew_at) >= 0:
         device.close()  # MQTT 3.1.1 has no re-authentication: reconnect with a fresh token
         device.renewing = True
-        device.go(("hub", 0, None, False))
+        device.decide("renew")
         return
     try:
         if device.ping_sent is not None and time.ticks_diff(link.last_rx, device.ping_sent) < 0:
@@ -118,7 +116,7 @@ def serve(device):
         elif time.ticks_diff(now, quiet_since(link)) >= s.keepalive * 500:
             link.ping()
             device.ping_sent = link.last_tx
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
         return
     inbox = device.inbox
@@ -178,7 +176,7 @@ def quiet_since(link):
 def publish(device, topic, payload, qos):
     try:
         device.link.publish(topic, payload, qos)
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
         return False
     return True
@@ -217,7 +215,7 @@ def wait(device, ms):
     """Wait up to `ms` for what the hub sends; a broken session is handled here."""
     try:
         device.link.wait(ms)
-    except TRANSPORT_ERRORS as e:
+    except OSError as e:
         lost(device, describe(e))
 
 
@@ -238,4 +236,4 @@ def lost(device, reason):
     device.twin_rid = None
     emit("hub disconnected", "host", device.settings.hub, reason=reason)
     lasted = device.uptime_ms - device.online_since
-    device.go(device.decide("hub_lost", lasted, reason))
+    device.decide("hub_lost", lasted, reason)

@@ -1,6 +1,5 @@
 """Firmware tests: the pure core imports on CPython from firmware/ (as `iotc`)."""
 
-import os
 import sys
 
 import pytest
@@ -20,18 +19,16 @@ def micropython() -> str:
 
 
 # The releases the end-to-end suites run on: the oldest and the newest the field has
-# (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`
-# and lets its emulator fixture take `release` too: each release then gets its own emulator (the
-# tests reuse device and group names) and every virtual board started meanwhile claims it.
+# (docs/compatibility.md). A module opts in with `pytestmark = pytest.mark.usefixtures("release")`;
+# every virtual board its tests start then claims that release. Module-scoped, so a module runs
+# all its tests on one release, then all on the other, and a module-scoped emulator that depends
+# on `release` is a fresh one for each: the tests create enrollments and groups by fixed names,
+# which the second release's run could not create again on the same emulator.
 E2E_RELEASES = (OLDEST, NEWEST)
 
 
 @pytest.fixture(scope="module", params=E2E_RELEASES, ids=lambda release: "v" + release)
 def release(request):
-    previous = os.environ.get(RELEASE_ENV)
-    os.environ[RELEASE_ENV] = request.param
-    yield request.param
-    if previous is None:
-        os.environ.pop(RELEASE_ENV, None)
-    else:
-        os.environ[RELEASE_ENV] = previous
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv(RELEASE_ENV, request.param)
+        yield request.param

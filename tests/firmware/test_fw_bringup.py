@@ -22,7 +22,7 @@ FAST = {"backoff_min": 1, "backoff_max": 2, "jitter_max": 0, "wifi_timeout": 1}
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory, release):
+def emu(tmp_path_factory, release):  # one emulator per release (conftest.py)
     # Its own emulator: the TLS counters below are emulator-wide, so no other module's boards
     # may connect to it.
     with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:

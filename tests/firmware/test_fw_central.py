@@ -21,7 +21,7 @@ THERMOSTAT_MODEL = "dtmi:iotcprov:Thermostat;1"
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory, release):
+def emu(tmp_path_factory, release):  # one emulator per release (conftest.py)
     with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:
         yield emulator
 

@@ -26,7 +26,7 @@ TELEMETRY = r"iotc: telemetry sent n=(\d+)"
 
 
 @pytest.fixture(scope="module")
-def emu(tmp_path_factory, release):
+def emu(tmp_path_factory, release):  # one emulator per release (conftest.py)
     with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:
         yield emulator
 

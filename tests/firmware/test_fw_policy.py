@@ -30,8 +30,6 @@ class Rules:
 
     def __getattr__(self, name):
         decide = getattr(policy, name)
-        if name == "hub_connected":
-            return lambda: decide(self.state)
         return lambda *args: Decision(*decide(self.state, self.options, *args))
 
 
@@ -138,8 +136,21 @@ def test_hub_refusing_cached_credentials_sends_the_device_back_to_dps_once():
 def test_hub_refusal_after_a_good_session_may_reprovision_again():
     rules = Rules(Options(), fixed(0))
     rules.dps_answer(*answer("assigned", 200))
-    rules.hub_connected()
+    assert rules.hub_connected().stage == "online"
+    rules.hub_lost(500, "OSError -1")  # the session that had been up ends
     assert rules.hub_refused(4).stage == "dps"
+
+
+def test_a_renewal_or_a_fault_online_also_ends_a_good_session():
+    for end in (lambda r: r.renew(), lambda r: r.fault("error")):
+        rules = Rules(Options({"hub_failures_before_dps": 3}), fixed(0))
+        rules.state.stage = "online"
+        rules.dps_answer(*answer("assigned", 200))
+        rules.hub_failed("x")
+        rules.hub_failed("x")
+        end(rules)
+        assert rules.hub_failed("x").stage == "hub"  # the count started again
+        assert rules.hub_refused(5).stage == "dps"  # not a fresh assignment any more
 
 
 def test_n_consecutive_hub_failures_go_back_to_dps():
@@ -155,6 +166,7 @@ def test_a_success_resets_the_hub_failure_count():
     rules.hub_failed("x")
     rules.hub_failed("x")
     rules.hub_connected()
+    rules.hub_lost(500, "OSError -1")
     assert rules.hub_failed("x").stage == "hub"
 
 

@@ -1,4 +1,4 @@
-"""SAS device keys and tokens, as DPS and IoT Hub define them (protocol spec section 3).
+"""SAS device keys and tokens, as DPS and IoT Hub define them (docs/protocol.md section 3).
 
 Pure functions: no clock, no I/O. The firmware's iotc/sas.py computes the same bytes on
 MicroPython; tests hold the two to parity.

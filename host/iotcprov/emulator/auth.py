@@ -1,4 +1,4 @@
-"""Who is connecting: the DPS and hub credential checks (protocol spec sections 1-3).
+"""Who is connecting: the DPS and hub credential checks (docs/protocol.md sections 1-3).
 
 Pure functions over store rows, the CONNECT fields, the client certificate and a clock value.
 A refusal carries a reason fit for the event log: it names what is wrong, never a key or token.

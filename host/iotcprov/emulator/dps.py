@@ -1,4 +1,4 @@
-"""The Device Provisioning Service side (protocol spec section 1), as a session without I/O."""
+"""The Device Provisioning Service side (docs/protocol.md section 1), as a session without I/O."""
 
 from __future__ import annotations
 

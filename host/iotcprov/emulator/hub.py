@@ -1,4 +1,4 @@
-"""The IoT Hub side (protocol spec section 2), as sessions without I/O plus a registry of them."""
+"""The IoT Hub side (docs/protocol.md section 2), as sessions without I/O plus a registry of them."""
 
 from __future__ import annotations
 

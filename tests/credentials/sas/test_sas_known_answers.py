@@ -97,7 +97,7 @@ def test_hub_token_equals_microsoft_sdk(raw_key, device_id):
 
 
 def test_dps_token_equals_microsoft_sdk_apart_from_skn():
-    # The SDK omits skn=registration on DPS tokens; both forms are accepted (spec section 3).
+    # The SDK omits skn=registration on DPS tokens; both forms are accepted (docs/protocol.md section 3).
     theirs = sdk_token(sdk_dps_uri(id_scope="0ne00ABCDEF", registration_id="dev-1"), DEVICE_KEY)
     ours = sas.dps_token(DEVICE_KEY, "0ne00ABCDEF", "dev-1", theirs.expiry_time)
     assert ours == f"{theirs}&skn=registration"
