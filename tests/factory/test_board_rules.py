@@ -137,6 +137,23 @@ def test_bad_csv_is_refused_before_any_board_is_touched(stations_factory, tmp_pa
     assert "raw REPL" in board.output()[mark:] and board_identity(board)["device_id"] == "ok-1"
 
 
+def test_a_misnamed_csv_header_is_refused_with_the_expected_one_named(tmp_path):
+    devices = tmp_path / "devices.csv"
+    devices.write_text("deviceId\nok-1\nok-2\n")
+    manifest = tmp_path / "m.sqlite"
+    result = subprocess.run(
+        [sys.executable, "-m", "iotcprov", "factory", "run", "--devices", str(devices), "--ports",
+         str(tmp_path / "no-board"), "--id-scope", SCOPE, "--manifest", str(manifest)],
+        capture_output=True, text=True, timeout=60, env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    assert result.stderr == (
+        f"iotcprov: error: --devices: {devices}: line 1: unknown header 'deviceId'; name the column "
+        "'device_id' (and 'model_id'), or leave the header out\n"
+    )
+    assert not manifest.exists() and not (tmp_path / "m.audit.jsonl").exists()  # nothing claimed
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
