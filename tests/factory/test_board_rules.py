@@ -238,3 +238,56 @@ def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
         assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
         assert opened.runs()[0]["ended_at"]
     assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT], ids=["ctrl-c"])
+def test_first_stop_signal_finishes_the_board_in_hand_then_ends(stations_factory, tmp_path, signum):
+    """Ctrl-C (or SIGTERM, as a service manager stops a run) mid-board: the board is finished,
+    recorded done, and the run ends recorded; nothing is abandoned."""
+    stations = stations_factory(1, baud=115200)  # slow enough for the signal to land mid-transfer
+    stations.plug(0)
+    manifest = tmp_path / "m.sqlite"
+    factory = FactoryProcess(
+        ["--count", "3", "--prefix", "t-", "--ports", stations.ports[0], "--id-scope", SCOPE,
+         "--manifest", str(manifest)],
+        env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    while True:
+        name, _port, rest = factory.events.get(timeout=120)
+        assert name != "exit", factory.output()
+        if name == "stage=provision" or "stage=provision" in rest:
+            factory.process.send_signal(signum)
+            break
+    assert factory.wait(120) == 1, factory.output()
+    output = factory.output()
+    assert "stopping" in output and "this run: 1 done, 0 failed" in output, output
+    with open_manifest(manifest) as opened:
+        assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
+        run = opened.runs()[0]
+        assert run["ended_at"] and run["outcome"], run
+    assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"
+    assert board_identity(stations.plugged[0])["device_id"] == "t-1"
+
+
+def test_second_ctrl_c_ends_at_once(stations_factory, tmp_path):
+    """A second Ctrl-C does not wait for the board in hand: the claim stays for the rerun."""
+    stations = stations_factory(1, baud=115200)
+    stations.plug(0)
+    manifest = tmp_path / "m.sqlite"
+    factory = FactoryProcess(
+        ["--count", "2", "--prefix", "u-", "--ports", stations.ports[0], "--id-scope", SCOPE,
+         "--manifest", str(manifest)],
+        env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    while True:
+        name, _port, rest = factory.events.get(timeout=120)
+        assert name != "exit", factory.output()
+        if name == "stage=provision" or "stage=provision" in rest:
+            factory.process.send_signal(signal.SIGINT)
+        if name == "stopping":
+            factory.process.send_signal(signal.SIGINT)
+            break
+    assert factory.wait(120) == 130, factory.output()
+    assert "iotcprov: interrupted" in factory.output()
+    with open_manifest(manifest) as opened:
+        assert [r.status for r in opened.records()] == ["claimed", "pending"]
