@@ -240,7 +240,7 @@ def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
     assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT], ids=["ctrl-c"])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_first_stop_signal_finishes_the_board_in_hand_then_ends(stations_factory, tmp_path, signum):
     """Ctrl-C (or SIGTERM, as a service manager stops a run) mid-board: the board is finished,
     recorded done, and the run ends recorded; nothing is abandoned."""
