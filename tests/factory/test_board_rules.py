@@ -227,12 +227,16 @@ def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
         env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
     )  # fmt: skip
     while True:
-        name, _port, _rest = factory.events.get(timeout=60)
+        name, port, rest = factory.events.get(timeout=60)
         assert name != "exit", factory.output()
-        if name == "done":  # the board stays plugged: the station waits for it to be unplugged
+        if name == "swap":  # the board stays plugged: the station says it waits for the next one
+            assert rest == (
+                f"reason=waiting for a new board on {port}: unplug the finished board, plug in the next"
+            )
             factory.process.send_signal(signal.SIGINT)
             break
     assert factory.wait(30) == 1, factory.output()
+    assert factory.output().count(" swap ") == 1  # once per wait
     assert "stopping" in factory.output() and "this run: 1 done" in factory.output()
     with open_manifest(manifest) as opened:
         assert [r.status for r in opened.records()] == ["done", "pending", "pending"]

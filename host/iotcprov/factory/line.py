@@ -323,6 +323,8 @@ class FactoryLine:
                     return
             while True:
                 self._process(work, port)
+                if self._work_left() and present():  # said once per board: the wait is otherwise silent
+                    self.emit(ev.SWAP, port, reason=_swap_reason(port))
                 if not self._wait_until(lambda: not present(), self._work_left):
                     return
                 self.emit(ev.REMOVED, port)
@@ -415,6 +417,12 @@ class FactoryLine:
                 self.emit(ev.WAITING, None)
                 waiting = True
             self.stop.wait(watch.interval)
+
+
+def _swap_reason(port: str) -> str:
+    if "://" in port:
+        return f"waiting for a new board on {port}: a network port cannot be seen unplugged (Ctrl-C ends)"
+    return f"waiting for a new board on {port}: unplug the finished board, plug in the next"
 
 
 class _Worker(threading.Thread):

@@ -148,6 +148,8 @@ class LiveView:
             station.result = name
             station.stage = name
             station.note = str(event.get("error") or event.get("reason") or event.get("fingerprint") or "")
+        elif name == ev.SWAP:  # the finished board's row stays, with what the station waits for
+            station.note = str(event.get("reason", ""))
         elif name in (ev.WAITING, ev.REMOVED):
             station.board = station.device = station.result = None
             station.stage, station.note = "waiting", "plug in a board"
