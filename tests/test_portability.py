@@ -135,3 +135,23 @@ def test_board_commands_run_without_posix_facilities(tmp_path):
     flashed = as_windows("flash", "--port", "socket://127.0.0.1:9", "--firmware", str(image))
     assert flashed.returncode == 2, flashed.stderr
     assert flashed.stderr.startswith("iotcprov: error: --port: no ESP ROM loader answers"), flashed.stderr
+
+
+def test_without_the_unix_port_its_tests_skip_saying_why(tmp_path):
+    """A machine without MicroPython's unix port (Python 3.14, macOS, ...) skips every test that
+    needs it, each with the finder's one-line reason, and fails none (a sample of each kind: a
+    firmware e2e rig, the SAS rig, in-process virtual boards, a CLI child process)."""
+    tests = Path(__file__).parent
+    sample = [
+        "tests/firmware/test_fw_device.py", "tests/credentials/sas/test_sas_parity.py",
+        "tests/virtual_board/test_api.py", "tests/virtual_board/test_cli.py",
+    ]  # fmt: skip
+    environment = dict(os.environ, IOTCPROV_MICROPYTHON=str(tmp_path / "no-micropython"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *sample],
+        capture_output=True, text=True, cwd=tests.parent, env=environment, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0 and " failed" not in result.stdout, result.stdout[-3000:]
+    skips = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    reason = f"IOTCPROV_MICROPYTHON: '{tmp_path / 'no-micropython'}' is not an executable"
+    assert skips and all(reason in line for line in skips), "\n".join(skips)

@@ -161,3 +161,32 @@ def make_esp_image(path: Path, payload_size: int = 6000, chip: str = "esp32") ->
     image.segments = [segment]
     image.save(str(path))
     return path.read_bytes()
+
+
+def run_cli_on_terminal(*args: str, timeout: float = 120) -> tuple[int, str, str]:
+    """`iotcprov ARGS` with stderr on a terminal (a pty) and stdout a pipe, as `iotcprov ... | tee`
+    at a shell: (exit code, stdout, what the terminal received)."""
+    import pty
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("IOTCPROV_")}
+    environment.update(TERM="xterm-256color", COLUMNS="100")
+    environment.pop("NO_COLOR", None)
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "iotcprov", *args], stdout=subprocess.PIPE, stderr=terminal,
+        stdin=subprocess.DEVNULL, env=environment,
+    )  # fmt: skip
+    os.close(terminal)
+    received = bytearray()
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(controller)
+    stdout = process.stdout.read().decode()
+    process.stdout.close()
+    return process.wait(timeout), stdout, received.decode("utf-8", "replace")

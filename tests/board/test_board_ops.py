@@ -20,7 +20,7 @@ from iotcprov.board.monitor import status_event
 from iotcprov.credentials import pki
 from iotcprov.credentials.sas import derive_device_key
 
-from tests.board.conftest import GROUP_KEY, ID_SCOPE, board_files, run_cli
+from tests.board.conftest import GROUP_KEY, ID_SCOPE, board_files, run_cli, run_cli_on_terminal
 
 
 def provision_args(board, device_id="dev-1", *extra):
@@ -523,3 +523,22 @@ def test_deploy_sends_sources_when_no_compiler_emits_the_boards_bytecode(board):
     assert deployed == {"version": result.version, "bytecode": "py"} and result.version
     out = board.run_mpremote("exec", "import iotc; print('version', iotc.VERSION)").stdout
     assert f"version {result.version}" in out  # the board runs the sources it was given
+
+
+def test_deploy_shows_a_progress_bar_on_a_terminal_and_stays_plain_when_piped(board, make_board):
+    seen: list[tuple[int, int]] = []
+    result = deploy.deploy(board.port, progress=lambda done, total: seen.append((done, total)))
+    assert result.written and seen, "a fresh board takes the firmware with progress reported"
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen) and seen[-1][0] == seen[-1][1]
+
+    code, stdout, terminal = run_cli_on_terminal("deploy", "--port", make_board().port)
+    assert code == 0, stdout + terminal
+    # the bar, drawn with control codes on the terminal; the result line alone on stdout
+    assert "deploy " in terminal and "100%" in terminal and "\x1b[" in terminal, terminal
+    assert stdout.startswith("firmware ") and "\x1b" not in stdout and "\r" not in stdout
+
+    piped = run_cli("deploy", "--port", make_board().port)
+    assert piped.returncode == 0, piped.stderr
+    assert "\x1b" not in piped.stderr and "\r" not in piped.stderr and "%" not in piped.stderr
+    assert "\x1b" not in piped.stdout and "\r" not in piped.stdout and "%" not in piped.stdout
+    assert piped.stdout.count("\n") == 1 and piped.stdout.startswith("firmware ")

@@ -19,7 +19,7 @@ from iotcprov.board.identity import IdentityRequest, build_identity, identity_tr
 from iotcprov.board.trust import azure_roots
 from iotcprov.errors import InputError
 
-from tests.board.conftest import make_esp_image, run_cli
+from tests.board.conftest import make_esp_image, run_cli, run_cli_on_terminal
 from tests.board.firmware_images import GENERIC_4MIB, GENERIC_16MIB, PLUS_4MIB, make_micropython_bin
 
 PROFILE = resources.load_board_profile("esp32")
@@ -139,6 +139,7 @@ def test_a_v126_firmware_gets_the_flash_after_its_table(rom_loader, tmp_path):
     make_micropython_bin(firmware, PLUS_4MIB, "v1.26.1")
     out = run_cli("flash", "--port", rom_loader.url, "--firmware", str(firmware), "--fs")
     assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout + out.stderr and "\r" not in out.stdout + out.stderr  # piped: plain
     lines = out.stdout.splitlines()
     assert f"{(4 << 20) - 0x200000} bytes at 0x200000" in lines[0]  # to the end of the 4 MB flash
     assert lines[1] == "filesystem sized as MicroPython v1.26.1's 'vfs' (0x200000 to the end of flash)"
@@ -232,3 +233,23 @@ def test_wrong_chip_is_refused_before_writing(rom_loader, tmp_path):
     out = run_cli("flash", "--port", rom_loader.url, "--firmware", str(firmware), "--board", "esp32c3")
     assert out.returncode == 2 and "--board: the chip on" in out.stderr, out.stderr
     assert rom_loader.read_flash(0x0, BLOCK) == b"\xff" * BLOCK
+
+
+def test_flash_reports_progress_and_draws_a_bar_on_a_terminal(rom_loader, tmp_path):
+    firmware = make_micropython_bin(tmp_path / "fw.bin", GENERIC_4MIB)
+    seen: list[tuple[int, int]] = []
+    result = flash.flash(
+        rom_loader.url, firmware, "esp32", progress=lambda done, total: seen.append((done, total))
+    )
+    assert seen and {total for _, total in seen} == {result.bytes_written}
+    dones = [done for done, _ in seen]
+    assert dones == sorted(dones) and dones[-1] == result.bytes_written
+
+    other = tmp_path / "other.bin"
+    other.write_bytes(
+        make_micropython_bin(tmp_path / "fw2.bin", GENERIC_4MIB)[:-4096] + bytes(range(256)) * 16
+    )
+    code, stdout, terminal = run_cli_on_terminal("flash", "--port", rom_loader.url, "--firmware", str(other))
+    assert code == 0, stdout + terminal
+    assert "flash " in terminal and "100%" in terminal and "\x1b[" in terminal, terminal
+    assert stdout.startswith("flashed esp32") and "\x1b" not in stdout and "\r" not in stdout

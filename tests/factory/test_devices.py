@@ -76,6 +76,23 @@ def test_files_without_ids(tmp_path, text, expected):
         read_devices(write(tmp_path, text))
 
 
+@pytest.mark.parametrize(
+    ("text", "header"),
+    [
+        ("deviceId\nline3-001\n", "deviceId"),
+        ("DeviceID,modelId\nline3-001,\n", "DeviceID"),
+        ("# ids\nDevice ID\nline3-001\n", "Device ID"),
+        ("id\nline3-001\n", "id"),
+    ],
+)
+def test_a_misnamed_header_is_refused_not_taken_for_an_id(tmp_path, text, header):
+    with pytest.raises(InputError) as refused:
+        read_devices(write(tmp_path, text))
+    message = str(refused.value)
+    assert f"unknown header {header!r}; name the column 'device_id'" in message, message
+    assert message.startswith("--devices: ") and "\n" not in message
+
+
 def test_unreadable_and_non_utf8_files(tmp_path):
     with pytest.raises(InputError, match="cannot read"):
         read_devices(tmp_path / "missing.csv")

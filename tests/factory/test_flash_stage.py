@@ -41,6 +41,8 @@ def test_flash_then_wait_for_micropython(rom_loader, tmp_path):  # noqa: F811
 
     stages = [e.get("stage") for e in seen if e.name == ev.STAGE]
     assert stages == ["flash", "connect"]
+    percents = [e.get("percent") for e in seen if e.name == ev.PROGRESS and e.get("stage") == "flash"]
+    assert percents and percents[-1] == 100 and percents == sorted(percents)  # the live table's column
     ((port, failure),) = summary.failures
     assert port == rom_loader.url and failure.stage == "connect" and failure.device_id is None
     assert "does not answer as a MicroPython board" in failure.error

@@ -76,6 +76,10 @@ def test_views_pick_the_terminal_and_render_rows_totals_and_failures():
         ev.Event(ev.PROGRESS, "/dev/ttyUSB0", {"stage": "deploy", "sent": 12800}),
         ev.Event(ev.CLAIMED, "/dev/ttyUSB1", {"board": "240ac4000002", "device": "d-7", "attempt": 1}),
         ev.Event(ev.FAILED, "/dev/ttyUSB1", {"device": "d-7", "stage": "provision", "error": "cable pulled"}),
+        ev.Event(ev.DONE, "/dev/ttyUSB2", {"board": "240ac4000003", "device": "d-8"}),
+        ev.Event(ev.SWAP, "/dev/ttyUSB2", {"reason": "waiting for a new board on /dev/ttyUSB2"}),
+        ev.Event(ev.STAGE, "/dev/ttyUSB3", {"stage": "flash", "board": None}),
+        ev.Event(ev.PROGRESS, "/dev/ttyUSB3", {"stage": "flash", "sent": 0, "percent": 42}),
     ):
         view.on_event(event)
     terminal.print(view)
@@ -83,6 +87,8 @@ def test_views_pick_the_terminal_and_render_rows_totals_and_failures():
     assert "/dev/ttyUSB0" in shown and "deploy" in shown and "12.5 KB" in shown
     assert "failed 1" in shown and "left 11" in shown
     assert "failed: /dev/ttyUSB1 d-7 at provision: cable pulled" in shown
+    assert "d-8" in shown and "waiting for a new board on /dev/ttyUSB2" in shown  # the done row stays
+    assert "42%" in shown  # the flash step's percentage on its port's row
 
 
 def test_plain_view_prints_every_event_but_progress():

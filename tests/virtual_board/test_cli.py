@@ -19,6 +19,7 @@ def start_cli(*args: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.micropython
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_first_line_is_the_port_and_a_signal_stops_cleanly(tmp_path, stop_signal):
     board_dir = tmp_path / "board"
@@ -57,6 +58,7 @@ def test_first_line_is_the_port_and_a_signal_stops_cleanly(tmp_path, stop_signal
         (["--fault", "wifi_fail=often"], "iotcprov: error: --fault wifi_fail: 'often' is not a count"),
     ],
 )
+@pytest.mark.micropython  # the unix port is looked for first
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = subprocess.run([*IOTCPROV, "virtual-board", *args], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2

@@ -60,6 +60,9 @@ def compile_sources(compiler: str, sources: dict[str, bytes]) -> dict[str, bytes
                 [compiler, "-s", name, "-o", str(out), str(src)],
                 capture_output=True,
                 timeout=60,
+                # its own session: a Ctrl-C at the terminal (sent to the whole foreground group)
+                # must not kill it while a factory run finishes the boards in hand
+                start_new_session=True,
             )
             if result.returncode != 0:
                 from iotcprov.errors import OperationError

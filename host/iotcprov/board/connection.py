@@ -30,6 +30,7 @@ from iotcprov.errors import InputError, OperationError
 CHUNK_B64 = 4096
 CONNECT_TIMEOUT = 6.0
 READ_TIMEOUT = 5.0
+Progress = Callable[[int, int], None]  # progress(done, total): bytes, for a progress bar
 
 # Runs on the board (stock MicroPython >= 1.23; deflate is optional). Names start with _i so they
 # do not collide with anything a user might have in the REPL globals.
@@ -256,7 +257,7 @@ class BoardSession:
                 f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
             )
 
-    def send_raw(self, path: str, data: bytes) -> None:
+    def send_raw(self, path: str, data: bytes, progress: Progress | None = None) -> None:
         """Write `data` to the file `path` as raw bytes on the wire, a quarter fewer than base64:
         the board reads them from the REPL's stdin with Ctrl-C disabled and acknowledges each
         chunk; at most `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`)."""
@@ -271,6 +272,8 @@ class BoardSession:
                     sent += len(data[sent : sent + chunk])
                 self._expect_ack()
                 acked += 1
+                if progress is not None:
+                    progress(min(acked * chunk, len(data)), len(data))
             _out, error = self._transport.follow(READ_TIMEOUT)
         except (TransportError, serial.SerialException, OSError) as error:
             raise OperationError(
@@ -295,22 +298,27 @@ class BoardSession:
         last = (error.decode("utf-8", "replace").strip().splitlines() or ["error"])[-1]
         raise OperationError(f"--port {self.port}: the board reported {last}")
 
-    def write_files(self, files: dict[str, bytes]) -> None:
+    def write_files(self, files: dict[str, bytes], progress: Progress | None = None) -> None:
         """Write every file of `files` {board path: bytes}, creating folders: as one compressed
         stream expanded on the board (`bundle`) when it has `deflate` and that is shorter, else
         file by file; each file's SHA-256, computed on the board, must match. The stream goes as
-        raw bytes (`send_raw`), the rest as base64 text."""
+        raw bytes (`send_raw`), the rest as base64 text. `progress(done, total)` follows the bytes
+        the board has taken (of the stream, or of the files one by one)."""
         packed, entries = bundle.pack(files) if len(files) > 1 and self.facts().has_deflate else (b"", [])
         if not entries or len(packed) >= sum(len(data) for data in files.values()):
             folders: set[str] = set()
+            total, done = sum(len(data) for data in files.values()), 0
             for path in sorted(files):
                 folder = path.rsplit("/", 1)[0]
                 if folder and folder not in folders:  # one round-trip per folder, not per file
                     self.makedirs(folder)
                     folders.add(folder)
                 self.write_file(path, files[path])
+                done += len(files[path])
+                if progress is not None:
+                    progress(done, total)
             return
-        self.send_raw(bundle.STAGING, packed)
+        self.send_raw(bundle.STAGING, packed, progress)
         written = ast.literal_eval(self.exec(bundle.expand_call(entries)).strip())
         for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
             if got != expected:

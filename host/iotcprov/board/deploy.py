@@ -17,7 +17,7 @@ from pathlib import Path
 
 from iotcprov import resources
 from iotcprov.board.bytecode import compile_sources, compiler_for
-from iotcprov.board.connection import BoardSession, open_board, run_counted
+from iotcprov.board.connection import BoardSession, Progress, open_board, run_counted
 from iotcprov.board.layout import FIRMWARE_DIR, MAIN
 from iotcprov.errors import InputError, OperationError
 
@@ -119,9 +119,11 @@ def deploy_session(
     firmware: Path | None = None,
     compile: bool = True,
     prepared: tuple[dict[str, bytes], str, str | None] | None = None,
+    progress: Progress | None = None,
 ) -> DeployResult:
     """Deploy over an open session. `prepared`: what build_deployment returned for this board's
-    bytecode version, so that a line of boards compiles the firmware once."""
+    bytecode version, so that a line of boards compiles the firmware once. `progress(done,
+    total)`: bytes of the transfer the board has taken."""
     started = time.monotonic()
     sent, received = session.bytes_sent, session.bytes_received
     if prepared is None:
@@ -133,7 +135,7 @@ def deploy_session(
     for path in sorted(files):
         same = on_board[path] == hashlib.sha256(files[path]).hexdigest()
         (skipped if same else written).append(path)
-    session.write_files({path: files[path] for path in written})  # one compressed stream if it can
+    session.write_files({path: files[path] for path in written}, progress)  # one compressed stream if it can
     removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
     for path in removed:
         session.remove_tree(path)
@@ -158,9 +160,14 @@ def deploy(
     firmware: Path | None = None,
     compile: bool = True,
     connect: Callable[[str], BoardSession] = open_board,
+    progress: Progress | None = None,
 ) -> DeployResult:
     """Open `port` and deploy the firmware (see the module docstring); counts include connecting."""
     check_firmware_folder(firmware)  # before the board is touched
     return run_counted(
-        port, lambda session: deploy_session(session, main=main, firmware=firmware, compile=compile), connect
+        port,
+        lambda session: deploy_session(
+            session, main=main, firmware=firmware, compile=compile, progress=progress
+        ),
+        connect,
     )

@@ -15,6 +15,7 @@ same image costs a few MD5 round trips.
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,41 @@ def _connect(port: str, chip: str):  # at the ROM loader's speed
         ) from None
 
 
+def _follow_writes(esp, spans: list[tuple[int, bytes]], progress: Callable[[int, int], None]) -> None:
+    """Call progress(done, total) as esptool sends the blocks of `spans` (bytes of flash). esptool's
+    own progress output is silenced; its per-block calls on this loader are wrapped instead (an
+    instance's attributes: boards flashed from several threads each follow their own). A
+    compressed block counts as the bytes it expands to, as esptool counts them."""
+    import zlib
+
+    total = sum(len(data) for _, data in spans)
+    state = {"finished": 0, "span": 0, "done": 0, "inflate": None}
+
+    def begin(method, compressed: bool):
+        def wrapped(size, *args, **kwargs):
+            state["finished"] += state["span"]
+            state["span"], state["done"] = size, 0
+            state["inflate"] = zlib.decompressobj() if compressed else None
+            return method(size, *args, **kwargs)
+
+        return wrapped
+
+    def block(method):
+        def wrapped(data, *args, **kwargs):
+            result = method(data, *args, **kwargs)
+            inflate = state["inflate"]
+            state["done"] += len(inflate.decompress(data)) if inflate is not None else len(data)
+            progress(min(total, state["finished"] + min(state["span"], state["done"])), total)
+            return result
+
+        return wrapped
+
+    esp.flash_defl_begin = begin(esp.flash_defl_begin, compressed=True)
+    esp.flash_begin = begin(esp.flash_begin, compressed=False)
+    esp.flash_defl_block = block(esp.flash_defl_block)
+    esp.flash_block = block(esp.flash_block)
+
+
 class _LineFailed(Exception):
     """The line stopped carrying data after the switch to a faster rate."""
 
@@ -144,12 +180,14 @@ def flash(
     fs_files: dict[str, bytes] | None = None,
     flash_size: int | None = None,
     baud: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> FlashResult:
     """Write `firmware` at the profile's firmware offset, and with `fs_files` a LittleFS image in
     the region the firmware mounts (sized from its partition table, and for v1.26+ from the flash
     size: `flash_size`, else as the chip reports), in one esptool session at the fastest rate the
     line holds (`baud`, else the profile's `flash_baud`, stepping down on errors), writing only the
-    sectors whose content differs (`flash_diff`) unless `erase`. Returns what was written."""
+    sectors whose content differs (`flash_diff`) unless `erase`. Returns what was written.
+    `progress(done, total)`: bytes of flash written so far of those to write."""
     profile = flashable_profile(board)
     check_firmware_image(firmware, profile["esptool_chip"])
     # The firmware's own layout is checked before the board is touched.
@@ -167,6 +205,7 @@ def flash(
                 plan=plan,
                 fs_files=fs_files,
                 flash_size=flash_size,
+                progress=progress,
             )
         except _LineFailed as failed:  # never at ROM_BAUD, the last rate
             fallbacks.append(f"{failed.baud}: {failed.reason}")
@@ -194,6 +233,7 @@ def _flash_session(
     plan: VfsPlan | None,
     fs_files: dict[str, bytes] | None,
     flash_size: int | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, list[tuple[int, bytes]], list[tuple[int, bytes]], FilesystemRegion | None]:
     """One esptool session at `baud`: (flash size, [(offset, data)] the board holds after it,
     [(offset, data)] written because the flash differed, filesystem region)."""
@@ -237,6 +277,8 @@ def _flash_session(
                     span for offset, data in regions for span in changed_spans(esp.flash_md5sum, offset, data)
                 ]
             if written:
+                if progress is not None:
+                    _follow_writes(esp, written, progress)
                 write_flash(esp, written, flash_size="keep")  # verified by the stub's MD5 after writing
             reset_chip(esp, "hard-reset")
         except (FatalError, OSError) as error:

@@ -23,6 +23,7 @@ from iotcprov.board.identity import (
     parse_dps_host,
 )
 from iotcprov.board.trust import resolve_trust
+from iotcprov.cli.progress import progress_bar
 from iotcprov.errors import InputError
 from iotcprov.secret_input import GROUP_KEY, SecretOption
 from iotcprov.validation import parse_options
@@ -302,7 +303,10 @@ def run_provision(args: argparse.Namespace) -> int:
 
 
 def run_deploy(args: argparse.Namespace) -> int:
-    result = deploy.deploy(args.port, main=args.main, firmware=args.source, compile=not args.no_compile)
+    with progress_bar(f"deploy {args.port}") as progress:
+        result = deploy.deploy(
+            args.port, main=args.main, firmware=args.source, compile=not args.no_compile, progress=progress
+        )
     if not result.has_main:
         _warn(
             "the board has no /main.py, so nothing starts the firmware at boot; deploy again with "
@@ -329,9 +333,11 @@ def run_flash(args: argparse.Namespace) -> int:
         raise InputError("--fs: identity and Wi-Fi options need --fs (they go into the filesystem image)")
     size = flash.parse_flash_size(args.flash_size) if args.flash_size else None
     baud = parse_baud(args.baud) if args.baud is not None else None
-    result = flash.flash(
-        args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size, baud=baud
-    )
+    with progress_bar(f"flash {args.port}") as progress:
+        result = flash.flash(
+            args.port, firmware, args.board, erase=args.erase, fs_files=fs_files, flash_size=size, baud=baud,
+            progress=progress,
+        )  # fmt: skip
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0

@@ -3,7 +3,9 @@
 import argparse
 import json
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -297,6 +299,24 @@ class _JsonLines:
         pass
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a service manager, `kill`) stops the run as Ctrl-C does: the first lets the boards
+    in hand finish and records the run's end, a second leaves at once."""
+    if not hasattr(signal, "SIGTERM") or os.name == "nt":
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_factory(args: argparse.Namespace) -> int:
     devices = _devices(args)
     stations = _stations(args)
@@ -304,7 +324,7 @@ def run_factory(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {redact(args.manifest)}"
     view = _JsonLines() if args.json else make_view(console, title, plain=args.plain)
-    with view:
+    with view, _sigterm_as_ctrl_c():
         summary = run_line(
             job, args.manifest, devices, stations, on_event=view.on_event, audit_path=args.audit,
             station=args.station, claim_timeout=args.claim_timeout,

@@ -16,6 +16,11 @@ MODEL_ID_COLUMN = "model_id"
 KNOWN_COLUMNS = (DEVICE_ID_COLUMN, MODEL_ID_COLUMN)
 MAX_PROBLEMS_SHOWN = 8
 MAX_RANGE = 1_000_000
+# A first row naming one of these (spelled another way: deviceId, Device ID, id, ...) is a header
+# with the wrong column name, not a device ID: it is refused rather than handed to a board.
+_HEADER_LIKE = frozenset(
+    {"deviceid", "device", "devices", "deviceids", "id", "ids", "registrationid", "modelid", "model", "dtmi"}
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ def read_devices(path: str | Path, field: str = "--devices") -> list[DeviceEntry
         if not rows:
             raise InputError(f"{field}: {path} has a header but no device rows")
     else:
+        _refuse_misnamed_header(field, path, rows[0])
         columns = list(KNOWN_COLUMNS)
     entries: list[DeviceEntry] = []
     first_seen: dict[str, int] = {}
@@ -99,6 +105,18 @@ def _header(line: str) -> list[str] | None:
     """Column names when the first row is a header (it names device_id or another known column)."""
     names = [name.strip().lower() for name in next(csv.reader(io.StringIO(line)), [])]
     return names if any(name in KNOWN_COLUMNS for name in names) else None
+
+
+def _refuse_misnamed_header(field: str, path: Path, row: tuple[int, str]) -> None:
+    """A first row that looks like a header naming its columns otherwise than device_id/model_id."""
+    number, line = row
+    names = [name.strip() for name in next(csv.reader(io.StringIO(line)), [])]
+    for name in names:
+        if "".join(c for c in name.lower() if c.isalnum()) in _HEADER_LIKE:
+            raise InputError(
+                f"{field}: {path}: line {number}: unknown header {name!r}; name the column "
+                f"{DEVICE_ID_COLUMN!r} (and {MODEL_ID_COLUMN!r}), or leave the header out"
+            )
 
 
 def _parse_row(number: int, line: str, columns: list[str], problems: list[str]) -> DeviceEntry | None:

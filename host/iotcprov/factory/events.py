@@ -24,6 +24,7 @@ STAGES = (CONNECT, FLASH, CHECK, DEPLOY, CLAIM, PROVISION, VERIFY, ONLINE, RECOR
 RUN_STARTED = "run started"
 RUN_ENDED = "run ended"
 WAITING = "waiting"  # a station waits for a board
+SWAP = "swap"  # a station finished its board, which is still plugged: it waits for the next one
 BOARD = "board"  # a board answered: its unique ID
 STAGE = "stage"
 PROGRESS = "progress"  # bytes sent so far in the current stage (not audited: too many)

@@ -323,6 +323,8 @@ class FactoryLine:
                     return
             while True:
                 self._process(work, port)
+                if self._work_left() and present():  # said once per board: the wait is otherwise silent
+                    self.emit(ev.SWAP, port, reason=_swap_reason(port))
                 if not self._wait_until(lambda: not present(), self._work_left):
                     return
                 self.emit(ev.REMOVED, port)
@@ -340,14 +342,14 @@ class FactoryLine:
     def _run_ports(self, work: BoardWork) -> None:
         assert isinstance(self.stations, PortList)
         threads = [
-            threading.Thread(target=self._station, args=(work, port), name=f"station {port}", daemon=True)
+            _Worker(target=self._station, args=(work, port), name=f"station {port}", daemon=True)
             for port in self.stations.ports
         ]
         for thread in threads:
             thread.start()
         self._join_stations(threads)
 
-    def _join_stations(self, threads: list[threading.Thread]) -> None:
+    def _join_stations(self, threads: list["_Worker"]) -> None:
         """Wait for the stations; the first Ctrl-C lets them finish the boards in hand, a second
         one leaves at once (the manifest stays consistent either way)."""
         try:
@@ -370,7 +372,7 @@ class FactoryLine:
 
     def _run_watch(self, work: BoardWork) -> None:
         assert isinstance(self.stations, Watch)
-        active: dict[str, threading.Thread] = {}
+        active: dict[str, _Worker] = {}
         try:
             self._watch(work, active)
         except KeyboardInterrupt:
@@ -380,7 +382,7 @@ class FactoryLine:
             running = list(active.values())
         _join_all(running)
 
-    def _watch(self, work: BoardWork, active: dict[str, threading.Thread]) -> None:
+    def _watch(self, work: BoardWork, active: dict[str, "_Worker"]) -> None:
         watch = self.stations
         assert isinstance(watch, Watch)
         bridges = known_bridges() if watch.bridges is None else watch.bridges
@@ -399,7 +401,7 @@ class FactoryLine:
                 with self._busy_lock:
                     if record.device in active:
                         continue
-                    thread = threading.Thread(
+                    thread = _Worker(
                         target=self._one_board, args=(work, record.device, active),
                         name=f"station {record.device}", daemon=True,
                     )  # fmt: skip
@@ -417,11 +419,33 @@ class FactoryLine:
             self.stop.wait(watch.interval)
 
 
-def _join_all(threads: list[threading.Thread]) -> None:
-    """Wait for every thread; short joins so Ctrl-C reaches the main thread."""
+def _swap_reason(port: str) -> str:
+    if "://" in port:
+        return f"waiting for a new board on {port}: a network port cannot be seen unplugged (Ctrl-C ends)"
+    return f"waiting for a new board on {port}: unplug the finished board, plug in the next"
+
+
+class _Worker(threading.Thread):
+    """A station's thread, with an event set when it ends: what the main thread waits on."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self.finished.set()
+
+
+def _join_all(threads: list[_Worker]) -> None:
+    """Wait for every thread; short waits so Ctrl-C reaches the main thread. Not Thread.join: a
+    KeyboardInterrupt landing inside join() marks the thread as ended while it still runs (CPython
+    releases its state lock), and the run would end abandoning the board in hand."""
     for thread in threads:
-        while thread.is_alive():
-            thread.join(0.5)
+        while not thread.finished.wait(0.5):
+            pass
 
 
 def run_line(

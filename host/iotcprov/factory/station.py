@@ -174,7 +174,7 @@ class BoardWork:
         if job.deploy:
             self._stage(state, ev.DEPLOY)
             prepared = self.prepare_deployment(facts.mpy_version)
-            deployed = deploy_session(session, prepared=prepared)
+            deployed = deploy_session(session, prepared=prepared, progress=self._percent(state))
             state.firmware_version = deployed.version
         else:
             state.firmware_version = _deployed_version(session)
@@ -218,7 +218,10 @@ class BoardWork:
         step = self.job.flash
         assert step is not None
         try:
-            flash_ops.flash(state.port, step.image, step.board, erase=step.erase, baud=step.baud)
+            flash_ops.flash(
+                state.port, step.image, step.board, erase=step.erase, baud=step.baud,
+                progress=self._percent(state),
+            )  # fmt: skip
         except IotcprovError as error:
             raise StageFailed(ev.FLASH, str(error)) from None
 
@@ -304,6 +307,21 @@ class BoardWork:
                 self.emit(ev.PROGRESS, state.port, stage=state.stage, sent=state.sent - state.sent_at_stage)
 
         session.set_before_write(before_write)
+
+    def _percent(self, state: "_BoardState") -> Callable[[int, int], None]:
+        """progress(done, total) of a stage's transfer as `percent` in progress events (throttled
+        as the byte counts are; the last one always goes out)."""
+
+        def progress(done: int, total: int) -> None:
+            now = time.monotonic()
+            if total > 0 and (done >= total or now - state.progress_at >= PROGRESS_EVERY_S):
+                state.progress_at = now
+                self.emit(
+                    ev.PROGRESS, state.port, stage=state.stage, sent=state.sent - state.sent_at_stage,
+                    percent=min(100, done * 100 // total),
+                )  # fmt: skip
+
+        return progress
 
     def _failed(self, state: "_BoardState", stage: str, reason: str) -> BoardOutcome:
         if state.device_id is not None and state.board_id is not None:

@@ -28,6 +28,7 @@ class _Station:
     device: str | None = None
     stage: str = "waiting"
     sent: int = 0
+    percent: int | None = None  # of the stage's transfer (flash, deploy), when known
     since: float = field(default_factory=time.monotonic)
     note: str = ""
     result: str | None = None  # done | failed | skipped | no ids
@@ -139,15 +140,19 @@ class LiveView:
         if event.get("device"):
             station.device = event.get("device")
         if name == ev.STAGE:
-            station.stage, station.sent = event.get("stage"), 0
+            station.stage, station.sent, station.percent = event.get("stage"), 0, None
         elif name == ev.PROGRESS:
             station.sent = event.get("sent", 0)
+            if event.get("percent") is not None:
+                station.percent = event.get("percent")
         elif name == ev.STATUS:
             station.note = str(event.get("line", "")).removeprefix(STATUS_PREFIX)
         elif name in (ev.DONE, ev.FAILED, ev.SKIPPED, ev.NO_IDS):
             station.result = name
             station.stage = name
             station.note = str(event.get("error") or event.get("reason") or event.get("fingerprint") or "")
+        elif name == ev.SWAP:  # the finished board's row stays, with what the station waits for
+            station.note = str(event.get("reason", ""))
         elif name in (ev.WAITING, ev.REMOVED):
             station.board = station.device = station.result = None
             station.stage, station.note = "waiting", "plug in a board"
@@ -163,6 +168,8 @@ class LiveView:
             for station in self._stations.values():
                 style = {"done": "green", "failed": "bold red", "skipped": "yellow"}.get(station.result or "")
                 progress = f"{station.sent / 1024:.1f} KB" if station.sent else ""
+                if station.percent is not None:
+                    progress = f"{station.percent}% {progress}".strip()
                 seconds = f"{time.monotonic() - station.since:.0f} s" if station.result is None else ""
                 table.add_row(
                     station.port, station.board or "", station.device or "", station.stage, progress, seconds,

