@@ -154,8 +154,11 @@ class Link(MQTTClient):
                     raise OSError("bad packet") from None
                 if (ack[1] << 8 | ack[2]) == pid:
                     break
-            elif op is not None and op & 0xF0 != 0x30:
-                self.sock.read(self.sock.read(1)[0])  # another acknowledgement: skip its body
+            elif op is not None and op & 0xF0 != 0x30:  # another acknowledgement: skip its body
+                size = self.sock.read(1)
+                if not size:
+                    raise OSError(-1)
+                self.sock.read(size[0])
         if ack[3] == 0x80:
             raise MQTTException(0x80)
         self.count(1, 1)
