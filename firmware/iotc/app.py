@@ -255,6 +255,15 @@ class Device:
 
     # ---- for the stage modules ----------------------------------------------------------
 
+    def link_down(self):
+        """Whether the Wi-Fi station is down (for policy.decide: DPS and the hub need it); a
+        port with host networking has none to join."""
+        try:
+            import network
+        except ImportError:
+            return False
+        return not network.WLAN(network.STA_IF).isconnected()
+
     def decide(self, outcome, *args):
         """The stage's `outcome` happened: the transition table (policy.decide, loaded just for
         the decision; the device carries the policy's state) picks what comes next, and it is

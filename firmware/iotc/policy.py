@@ -55,15 +55,9 @@ def decide(state, options, stage, outcome, *args):
     stage = stage or "idle"
     decision = globals()[outcome](state, options, *args)
     target = decision[0]
-    if target == "dps" or target == "hub":  # both need the network: join it first when it is down
-        try:
-            import network
-
-            if not network.WLAN(network.STA_IF).isconnected():
-                decision = Decision("wifi", decision[1], decision[2], decision[3])
-                target = "wifi"
-        except ImportError:  # a port with host networking
-            pass
+    if (target == "dps" or target == "hub") and state.link_down is not None and state.link_down():
+        decision = Decision("wifi", decision[1], decision[2], decision[3])  # join the network first
+        target = "wifi"
     line = TABLE.find("\n%s %s " % (stage, outcome))
     if line < 0:
         line = TABLE.find("\n* %s " % outcome)
@@ -133,6 +127,7 @@ class State:
     random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
     stage = None  # the stage whose outcome is decided (the Device's own)
     hub_up = None  # the decision for hub_connected, made when the hub stage is entered
+    link_down = None  # callable -> True while the network is down (the device asks its Wi-Fi)
 
 
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):
