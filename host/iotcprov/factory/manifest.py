@@ -170,6 +170,8 @@ class Manifest(ABC):
     #: appended to the SELECT that picks a row to change (PostgreSQL: row locks).
     lock_rows: str = ""
     lock_rows_skip: str = ""
+    #: the same device ID whatever its case, by an index: SQLite's key is COLLATE NOCASE
+    same_id: str = "device_id = ?"
 
     # --- what a back-end supplies -------------------------------------------------------------------
 
@@ -226,7 +228,7 @@ class Manifest(ABC):
             position = db.execute("SELECT COALESCE(MAX(position), 0) FROM devices").fetchone()[0]
             for entry in entries:
                 found = db.execute(
-                    "SELECT device_id, model_id FROM devices WHERE lower(device_id) = lower(?)",
+                    f"SELECT device_id, model_id FROM devices WHERE {self.same_id}",
                     (entry.device_id,),
                 ).fetchone()
                 if found is not None:

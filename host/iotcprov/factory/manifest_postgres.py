@@ -60,6 +60,7 @@ class _Cursor:
 class PostgresManifest(Manifest):
     lock_rows = " FOR UPDATE"
     lock_rows_skip = " FOR UPDATE SKIP LOCKED"
+    same_id = "lower(device_id) = lower(?)"  # the devices_id_nocase index
 
     def __init__(self, dsn: str, *, station: str | None = None, must_exist: bool = False) -> None:
         self._psycopg = _psycopg()
