@@ -31,6 +31,7 @@ from iotcprov.factory.job import FactoryJob
 from iotcprov.factory.manifest import (
     CLAIMED,
     DEFAULT_CLAIM_TIMEOUT,
+    DEFAULT_MANIFEST,
     DONE,
     FAILED,
     Counts,
@@ -128,7 +129,7 @@ class RunSummary:
 def audit_path_for(manifest_location: str | Path) -> Path:
     """Beside a SQLite manifest; in the current folder for a database (one log per station PC)."""
     if is_postgres(manifest_location):
-        return default_audit_path(Path("iotcprov-factory.sqlite"))
+        return default_audit_path(Path(DEFAULT_MANIFEST))
     return default_audit_path(Path(manifest_location))
 
 
