@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="folder for the port link, faults.json and console.log (default: a new temporary folder)",
     )
     parser.add_argument(
-        "--release", metavar="X.Y", choices=list(RELEASES),
+        "--release", metavar="X.Y",
         help=(
             "the MicroPython release whose ESP32 modules the board reproduces: umqtt.simple's version "
             f"and quirks, v1.23's TLS key handling ({', '.join(RELEASES)}; default ${RELEASE_ENV}, "
