@@ -29,3 +29,13 @@ def release(request):
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.setenv(RELEASE_ENV, request.param)
         yield request.param
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory, release):
+    """An emulator per end-to-end module and release: the tests reuse device and group names, and
+    some count TLS handshakes emulator-wide."""
+    from iotcprov.emulator import Emulator
+
+    with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:
+        yield emulator

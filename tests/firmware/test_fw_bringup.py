@@ -11,7 +11,6 @@ import pytest
 from fw_board import provisioned_board_dir, sas_group_identity
 
 pytest.importorskip("iotcprov.virtual_board", reason="needs the virtual board (Linux x86_64)")
-from iotcprov.emulator import Emulator  # noqa: E402
 from iotcprov.virtual_board import VirtualBoard  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and newest release
@@ -19,14 +18,6 @@ pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and n
 TELEMETRY = r"iotc: telemetry sent n=\d+"
 # Fast, exactly predictable retries: no jitter, so every delay is the schedule itself.
 FAST = {"backoff_min": 1, "backoff_max": 2, "jitter_max": 0, "wifi_timeout": 1}
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory, release):  # one emulator per release (conftest.py)
-    # Its own emulator: the TLS counters below are emulator-wide, so no other module's boards
-    # may connect to it.
-    with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:
-        yield emulator
 
 
 def nth(line: str, n: int) -> str:

@@ -11,18 +11,11 @@ import pytest
 from fw_board import FOLDER, provisioned_board_dir, sas_group_identity, x509_group_identity
 
 pytest.importorskip("iotcprov.virtual_board", reason="needs the virtual board (Linux x86_64)")
-from iotcprov.emulator import Emulator  # noqa: E402
 from iotcprov.virtual_board import VirtualBoard  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("release")  # each test on the oldest and newest release
 
 LOST = "iotc: hub disconnected"
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory, release):  # one emulator per release (conftest.py)
-    with Emulator.running(tmp_path_factory.mktemp("emulator")) as emulator:
-        yield emulator
 
 
 TEXT_MAIN = """\
