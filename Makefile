@@ -31,9 +31,13 @@ $(STAMP_MIN): pyproject.toml setup.py tools/min_constraints.py
 demo: $(STAMP)
 	$(BIN)/iotcprov demo
 
+# Two workers, a test module each at a time (module-scoped emulators and boards stay in one
+# worker): the suite mostly waits on virtual boards and servers, so this halves its time.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 test-min: $(STAMP_MIN)
 	@echo "installed at the declared floors:"
