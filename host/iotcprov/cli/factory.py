@@ -21,13 +21,11 @@ from iotcprov.factory import events as ev
 from iotcprov.factory.credentials import CaSource, CredentialSource, GroupKeySource
 from iotcprov.factory.devices import DeviceEntry, generate_range, read_devices
 from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
-from iotcprov.factory.line import PortList, RunSummary, Watch, run_line
+from iotcprov.factory.line import PortList, RunSummary, Watch, release_station, run_line
 from iotcprov.factory.manifest import (
     DEFAULT_CLAIM_TIMEOUT,
     DEFAULT_MANIFEST,
     MANIFEST_ENV,
-    default_station,
-    open_existing,
     redact,
 )
 from iotcprov.factory.report import report_csv, summary_csv
@@ -394,27 +392,12 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_release(args: argparse.Namespace) -> int:
-    from iotcprov.factory.audit import AuditLog
-    from iotcprov.factory.line import audit_path_for
-
-    location = _manifest_given(args)
-    with open_existing(location, station=default_station()) as manifest:
-        released = manifest.release(station=args.station)
-        if released:
-            audit = AuditLog(args.audit or audit_path_for(location))
-            try:
-                for item in released:
-                    audit.write(
-                        ev.RELEASED, station=manifest.station,
-                        reason=f"factory release --station {args.station}", **item.as_fields(),
-                    )  # fmt: skip
-            finally:
-                audit.close()
+    released, location = release_station(_manifest_given(args), args.station, args.audit)
     for item in released:
         fields = item.as_fields()
         print(
             f"released: device {fields['device']} (board {fields['board']}, stage {fields['stage']}): "
             + fields["action"]
         )
-    print(f"station {args.station!r}: {len(released)} claim(s) released in {manifest.location}")
+    print(f"station {args.station!r}: {len(released)} claim(s) released in {location}")
     return 0

@@ -37,7 +37,9 @@ from iotcprov.factory.manifest import (
     Counts,
     Manifest,
     Released,
+    default_station,
     is_postgres,
+    open_existing,
     open_manifest,
 )
 from iotcprov.factory.station import BoardOutcome, BoardWork
@@ -131,6 +133,27 @@ def audit_path_for(manifest_location: str | Path) -> Path:
     if is_postgres(manifest_location):
         return default_audit_path(Path(DEFAULT_MANIFEST))
     return default_audit_path(Path(manifest_location))
+
+
+def release_station(
+    manifest_location: str, station: str, audit_path: str | Path | None = None
+) -> tuple[list[Released], str]:
+    """`factory release`: give up every claim `station` holds (a station that stopped mid-board),
+    each written to the audit log. Returns the released claims and the manifest's location as
+    messages may show it (a DSN's password redacted)."""
+    with open_existing(manifest_location, station=default_station()) as manifest:
+        released = manifest.release(station=station)
+        if released:
+            audit = AuditLog(audit_path or audit_path_for(manifest_location))
+            try:
+                for item in released:
+                    audit.write(
+                        ev.RELEASED, station=manifest.station, reason=f"factory release --station {station}",
+                        **item.as_fields(),
+                    )  # fmt: skip
+            finally:
+                audit.close()
+    return released, manifest.location
 
 
 def port_present(port: str, lister: Callable[[], list[PortRecord]] = list_serial_ports) -> bool:
