@@ -31,13 +31,14 @@ $(STAMP_MIN): pyproject.toml setup.py tools/min_constraints.py
 demo: $(STAMP)
 	$(BIN)/iotcprov demo
 
-# Two workers, a test module each at a time (module-scoped emulators and boards stay in one
-# worker): the suite mostly waits on virtual boards and servers, so this halves its time.
-TEST_WORKERS ?= 2
+# TEST_WORKERS=2 runs two workers, a test module each at a time (pytest-xdist): the suite mostly
+# waits on virtual boards and servers, so that about halves its time. One process by default: the
+# factory resume test's harness can race under that load (tests/README.md).
+TEST_WORKERS ?= 1
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope) $(PYTEST_ARGS)
 
 test-min: $(STAMP_MIN)
 	@echo "installed at the declared floors:"

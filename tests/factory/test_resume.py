@@ -8,6 +8,7 @@ line is killed gets its board only once the pulled board's failure was reported.
 """
 
 import base64
+import queue
 import sqlite3
 from collections import Counter
 
@@ -66,6 +67,14 @@ def run(args) -> FactoryProcess:
     return FactoryProcess(args, env=cli_env(IOTCPROV_GROUP_KEY=GROUP_KEY))
 
 
+def next_event(line: FactoryProcess) -> tuple:
+    """The line's next event; a line silent for two minutes fails the test with what it said."""
+    try:
+        return line.events.get(timeout=120)
+    except queue.Empty:
+        raise AssertionError("the line said nothing for 120 s:\n" + "\n".join(line.lines[-40:])) from None
+
+
 def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_factory, tmp_path):
     stations = stations_factory(4)
     for index in range(4):
@@ -84,7 +93,7 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
     pulled = pulled_device = killed_device = None
     done = 0
     while True:
-        name, port, rest = first.events.get(timeout=120)
+        name, port, rest = next_event(first)
         assert name != "exit", "the line ended before it was killed:\n" + first.output()
         index = stations.station_of(port) if port in stations.ports else None
         if name == "claimed" and index == PULLED and pulled is None:
@@ -120,7 +129,7 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
     stations.plug(PULLED, pulled)
     second = run(args)  # no IDs given: the manifest has them
     while True:
-        name, port, rest = second.events.get(timeout=120)
+        name, port, rest = next_event(second)
         if name == "exit":
             break
         index = stations.station_of(port) if port in stations.ports else None
