@@ -74,10 +74,21 @@ def is_postgres(location: str | Path) -> bool:
     return str(location).startswith(POSTGRES_SCHEMES)
 
 
+# Where a DSN holds its password: in the URL's user info, or as a `password=` parameter.
+_URL_PASSWORD = re.compile(r"^(postgres(?:ql)?://[^:/@?]*):([^@/?]*)@")
+_PARAM_PASSWORD = re.compile(r"(?i)(password=)([^&\s]*)")
+
+
 def redact(location: str | Path) -> str:
     """A manifest location fit to print: a DSN's password (URL or `password=`) becomes ***."""
-    text = re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", str(location))
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", text)
+    text = _URL_PASSWORD.sub(r"\1:***@", str(location))
+    return _PARAM_PASSWORD.sub(r"\1***", text)
+
+
+def dsn_password(dsn: str) -> str | None:
+    """The password a DSN holds, to take it out of messages that quote the DSN's parts."""
+    match = _URL_PASSWORD.match(dsn) or _PARAM_PASSWORD.search(dsn)
+    return match[2] if match and match[2] else None
 
 
 # A bound setting whose name is not its command-line option.

@@ -10,14 +10,13 @@ repeat (a claim is keyed by its board, so a claim whose commit was lost is found
 board's own row; an ID is never claimed by nobody).
 """
 
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from iotcprov.errors import InputError, OperationError
-from iotcprov.factory.manifest import Db, Manifest, T, default_station, redact
+from iotcprov.factory.manifest import Db, Manifest, T, default_station, dsn_password, redact
 from iotcprov.factory.manifest_schema import migrate
 
 INSTALL_HINT = "pip install 'iotcprov[postgres]' (or: pip install 'psycopg[binary]')"
@@ -30,11 +29,6 @@ ADVISORY_LOCK = 0x10C7_9_0F  # serialises schema migrations and the numbering of
 _NOT_RETRIED = ("password authentication failed", "no password supplied", "does not exist", "role ")
 
 
-def _password(dsn: str) -> str | None:
-    match = re.match(r"^postgres(?:ql)?://[^:/@?]*:([^@/?]*)@", dsn) or re.search(
-        r"(?i)password=([^&\s]*)", dsn
-    )
-    return match[1] if match and match[1] else None
 
 
 def _psycopg() -> Any:
@@ -122,7 +116,7 @@ class PostgresManifest(Manifest):
     def _say(self, error: BaseException) -> str:
         """One line of a psycopg error, never the password."""
         text = " ".join(str(error).split()) or type(error).__name__
-        password = _password(self._dsn)
+        password = dsn_password(self._dsn)
         if password:
             text = text.replace(password, "***")
         return text.replace(self._dsn, self.location)[:300]
