@@ -12,7 +12,6 @@ import queue
 import sqlite3
 from collections import Counter
 
-import pytest
 from iotcprov.factory.audit import read_audit
 from iotcprov.factory.manifest import open_manifest
 
@@ -79,12 +78,6 @@ def next_event(line: FactoryProcess) -> tuple:
         raise AssertionError("the line said nothing for 120 s:\n" + "\n".join(line.lines[-40:])) from None
 
 
-# Known flake, left for the next session: in about one run of three the rerun finishes its last
-# boards and then stays silent with stations waiting (no `exit`), so the test waits for an event
-# that never comes; the line's last output is in the failure. It may be the harness (it plugs a
-# board only while fewer boards than IDs were used) or the line (a station that sees no work left
-# while others wait for a board). Run and reported, not allowed to fail the suite meanwhile.
-@pytest.mark.xfail(reason="intermittent: the rerun can stay silent at its end (see above)", strict=False)
 def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_factory, tmp_path):
     stations = stations_factory(4)
     for index in range(4):
