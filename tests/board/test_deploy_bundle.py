@@ -99,3 +99,21 @@ def test_without_deflate_files_go_plain_and_verify(board):
         path: hashlib.sha256(data).digest() for path, data in files.items()
     }
     assert sent > sum(len(data) for data in files.values())  # base64 of the plain bytes
+
+
+def test_the_zlib_window_follows_the_boards_free_heap(make_board):
+    """A board with room inflates a 32 KB window (a smaller stream); one without gets 4 KB, and
+    both expand the firmware byte for byte. The window is in the stream's header: the board
+    allocates what the header says."""
+    for heap, wbits in ((None, bundle.LARGE_WBITS), ("64k", bundle.SMALL_WBITS)):
+        board = make_board(heap=heap)
+        with open_board(board.port) as session:
+            facts = session.facts()
+            assert facts.zlib_wbits == wbits, (heap, facts.free_heap)
+            files = built(session)
+            deploy.deploy_session(session, main=True)
+        on_board = board_files(board.directory)
+        assert {path: on_board[path] for path in files} == files
+    packed_small, _ = bundle.pack(files, bundle.SMALL_WBITS)
+    packed_large, _ = bundle.pack(files, bundle.LARGE_WBITS)
+    assert len(packed_large) < len(packed_small)

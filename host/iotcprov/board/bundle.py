@@ -1,5 +1,6 @@
 """Many files in one compressed stream: the files a deploy writes, concatenated and zlib-compressed
-on the host (window 2**ZLIB_WBITS, what the board can afford to inflate), sent as one staging file
+on the host (window 2**wbits, what the board can afford to inflate: `window_bits`), sent as one
+staging file
 and expanded on the board by `deflate.DeflateIO` (every ESP32 build of MicroPython v1.23 to v1.28
 has the module: ports/esp32 builds at MICROPY_CONFIG_ROM_LEVEL_EXTRA_FEATURES, which enables
 MICROPY_PY_DEFLATE; so does the unix port). One stream compresses better than each file alone and
@@ -9,8 +10,13 @@ file it wrote."""
 import hashlib
 import zlib
 
-# A small zlib window: the board's DeflateIO allocates 2**wbits bytes to inflate.
-ZLIB_WBITS = 12
+# The zlib window: the board's DeflateIO allocates 2**wbits bytes to inflate (it reads wbits from
+# the stream's header, extmod/moddeflate.c since v1.23). A 32 KB window makes the firmware's
+# stream about 8 % smaller than a 4 KB one; a board with less free heap than LARGE_WINDOW_HEAP
+# (in the raw REPL, before any application runs) gets the small one.
+SMALL_WBITS = 12
+LARGE_WBITS = 15
+LARGE_WINDOW_HEAP = 96 * 1024
 STAGING = "/iotc-bundle.z"
 
 # Runs on the board after the connection's helpers (_ip, _ih): expand staging file `s` into the
@@ -77,25 +83,32 @@ def escape(data: bytes) -> bytes:
     return data.replace(b"\x10", b"\x10\x30").replace(b"\x03", b"\x10\x23")
 
 
-def receive_call(path: str, size: int) -> str:
-    """The board code that receives `size` bytes of escaped stream into `path` (RECEIVE_HELPER)."""
-    return RECEIVE_HELPER + f"_ib({path!r},{size})"
+def receive_call(path: str, size: int, define: bool = True) -> str:
+    """The board code that receives `size` bytes of escaped stream into `path` (RECEIVE_HELPER),
+    defining the helper first unless this session already did."""
+    return (RECEIVE_HELPER if define else "") + f"_ib({path!r},{size})"
 
 
-def compress(data: bytes) -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, ZLIB_WBITS)
+def window_bits(free_heap: int | None) -> int:
+    """The zlib window for a board with `free_heap` bytes free (None: unknown, the small one)."""
+    return LARGE_WBITS if free_heap is not None and free_heap >= LARGE_WINDOW_HEAP else SMALL_WBITS
+
+
+def compress(data: bytes, wbits: int = SMALL_WBITS) -> bytes:
+    packer = zlib.compressobj(9, zlib.DEFLATED, wbits)
     return packer.compress(data) + packer.flush()
 
 
-def pack(files: dict[str, bytes]) -> tuple[bytes, list[tuple[str, int]]]:
-    """(compressed stream, [(path, size)] in stream order) for `files` {board path: bytes}."""
-    order = sorted(files)
-    return compress(b"".join(files[path] for path in order)), [(path, len(files[path])) for path in order]
+def pack(files: dict[str, bytes], wbits: int = SMALL_WBITS) -> tuple[bytes, list[tuple[str, int]]]:
+    """(compressed stream, [(path, size)] in stream order) for `files` {board path: bytes}, in the
+    dict's order: a caller that needs a file written last puts it last."""
+    return compress(b"".join(files.values()), wbits), [(path, len(data)) for path, data in files.items()]
 
 
-def expand_call(entries: list[tuple[str, int]]) -> str:
-    """The board code that expands the staging file into `entries` and prints their SHA-256."""
-    return EXPAND_HELPER + f"print(repr(_ix({STAGING!r},{entries!r})))"
+def expand_call(entries: list[tuple[str, int]], define: bool = True) -> str:
+    """The board code that expands the staging file into `entries` and prints their SHA-256,
+    defining the helper first unless this session already did."""
+    return (EXPAND_HELPER if define else "") + f"print(repr(_ix({STAGING!r},{entries!r})))"
 
 
 def digests(files: dict[str, bytes], entries: list[tuple[str, int]]) -> list[str]:

@@ -87,13 +87,14 @@ def _ils(p):
 """
 
 BOARD_FACTS = """\
-import sys
+import sys,gc
+gc.collect()
 try:
  import machine;u=binascii.hexlify(machine.unique_id()).decode()
 except Exception:
  u=None
 print(repr((sys.implementation.version[:3],sys.version,getattr(sys.implementation,'_mpy',None),
- sys.platform,deflate is not None,u,getattr(sys.implementation,'_machine',''))))
+ sys.platform,deflate is not None,u,getattr(sys.implementation,'_machine',''),gc.mem_free())))
 """
 
 
@@ -106,6 +107,12 @@ class BoardFacts:
     has_deflate: bool
     unique_id: str | None
     machine: str
+    free_heap: int  # bytes free in the raw REPL, after a collection
+
+    @property
+    def zlib_wbits(self) -> int:
+        """The zlib window this board can inflate (`bundle.window_bits`)."""
+        return bundle.window_bits(self.free_heap if self.has_deflate else None)
 
     @property
     def mpy_version(self) -> tuple[int, int] | None:
@@ -148,6 +155,14 @@ class BoardSession:
         self._wire = _CountingSerial(transport.serial)
         transport.serial = self._wire
         self._facts: BoardFacts | None = None
+        self._defined: set[str] = set()  # bundle helpers this session defined on the board
+
+    def _define(self, helper: str) -> bool:
+        """Whether the call must define `helper` first: once per session (globals of the raw REPL
+        last until a soft reset, which a session does only as it opens)."""
+        first = helper not in self._defined
+        self._defined.add(helper)
+        return first
 
     # --- wire ------------------------------------------------------------------------------------
 
@@ -202,8 +217,8 @@ class BoardSession:
 
     def facts(self) -> BoardFacts:
         if self._facts is None:
-            version, text, mpy, platform, has_deflate, unique_id, machine = self.eval_output(BOARD_FACTS)
-            self._facts = BoardFacts(tuple(version), text, mpy, platform, has_deflate, unique_id, machine)
+            version, *rest = self.eval_output(BOARD_FACTS)
+            self._facts = BoardFacts(tuple(version), *rest)
         return self._facts
 
     def eval_output(self, code: str):
@@ -241,7 +256,8 @@ class BoardSession:
         """Write `data` to `path`, compressed on the wire when that is shorter, and check the
         SHA-256 the board computes of what it wrote."""
         expected = hashlib.sha256(data).hexdigest()
-        packed = bundle.compress(data) if self.facts().has_deflate else None
+        facts = self.facts()
+        packed = bundle.compress(data, facts.zlib_wbits) if facts.has_deflate else None
         if packed is not None and len(packed) < len(data):
             staging = path + ".z"
             calls = _chunk_calls(staging, packed)
@@ -266,7 +282,7 @@ class BoardSession:
         chunk, window = bundle.RECEIVE_CHUNK, bundle.RECEIVE_WINDOW
         data = bundle.escape(data)
         try:
-            self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data)))
+            self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data), self._define("_ib")))
             self._expect_ack()
             sent = acked = 0
             while acked * chunk < len(data):
@@ -307,7 +323,10 @@ class BoardSession:
         file by file; each file's SHA-256, computed on the board, must match. The stream goes as
         raw bytes (`send_raw`), the rest as base64 text. `progress(done, total)` follows the bytes
         the board has taken (of the stream, or of the files one by one)."""
-        packed, entries = bundle.pack(files) if len(files) > 1 and self.facts().has_deflate else (b"", [])
+        facts = self.facts()
+        packed, entries = (b"", [])
+        if len(files) > 1 and facts.has_deflate:
+            packed, entries = bundle.pack(files, facts.zlib_wbits)
         if not entries or len(packed) >= sum(len(data) for data in files.values()):
             folders: set[str] = set()
             total, done = sum(len(data) for data in files.values()), 0
@@ -322,7 +341,7 @@ class BoardSession:
                     progress(done, total)
             return
         self.send_raw(bundle.STAGING, packed, progress)
-        written = ast.literal_eval(self.exec(bundle.expand_call(entries)).strip())
+        written = ast.literal_eval(self.exec(bundle.expand_call(entries, self._define("_ix"))).strip())
         for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
             if got != expected:
                 raise OperationError(
