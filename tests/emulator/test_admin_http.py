@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+import urllib.error
 import urllib.parse
 
 import pytest
@@ -50,7 +51,8 @@ def test_deeply_nested_bodies_are_answered_400(emulator):
     body = ('{"a": ' + deep + "}").encode()
     sock = _admin_socket(emulator)
     try:
-        head = b"PATCH /devices/x/twin/desired HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+        head = b"PATCH /devices/x/twin/desired HTTP/1.1\r\nHost: emulator\r\nConnection: close\r\n"
+        head += b"Content-Length: %d\r\n\r\n" % len(body)
         sock.sendall(head + body)
         answer = _read_to_close(sock)
     finally:
@@ -67,3 +69,17 @@ def test_desired_patch_deeper_than_a_twin_allows_is_refused(emulator):
     assert emulator.admin.set_desired("admin-deep", patch)["$version"] == 2  # 10 levels below the root
     with pytest.raises(InputError, match="at most 10 levels"):
         emulator.admin.set_desired("admin-deep", {"n": patch})
+
+
+def test_the_application_is_served_over_https_with_the_emulators_ca(emulator):
+    """`central_url` serves the same application over TLS; a client trusting `ca_cert` connects."""
+    import ssl
+    import urllib.request
+
+    url = emulator.info["central_url"]
+    assert url.startswith("https://localhost:")
+    trusted = ssl.create_default_context(cafile=emulator.info["ca_cert"])
+    with urllib.request.urlopen(url + "/info", context=trusted, timeout=10) as answer:
+        assert json.loads(answer.read())["id_scope"] == emulator.info["id_scope"]
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(url + "/info", context=ssl.create_default_context(), timeout=10)

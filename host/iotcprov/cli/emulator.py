@@ -94,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--hub", default="localhost:0", metavar="HOST:PORT", help="hub endpoint (default localhost:0)"
     )
     start.add_argument("--admin", default="127.0.0.1:0", metavar="HOST:PORT", help="admin HTTP API endpoint")
+    start.add_argument(
+        "--central",
+        default="localhost:0",
+        metavar="HOST:PORT",
+        help="HTTPS endpoint of the IoT Central API (default localhost:0)",
+    )
     start.add_argument("--hub-name", default="localhost", help="host name DPS assigns devices to")
     start.add_argument(
         "--san",
@@ -267,6 +273,7 @@ def _start(args: argparse.Namespace) -> int:
         args.dps_rate,
         args.max_handshakes,
         stop_on_stdin_eof=args.stop_on_stdin_eof,
+        central=args.central,
     )
     return 0
 

@@ -1,33 +1,22 @@
-"""The admin HTTP JSON API (documented in docs/emulator.md): a small asyncio HTTP/1.1 server.
+"""The admin HTTP JSON API (documented in docs/emulator.md) as aiohttp routes.
 
-One request per connection; bodies and answers are JSON. Routes map one-to-one onto `Control`.
+Bodies and answers are JSON. Routes map one-to-one onto `Control`; `web.py` serves them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
-import urllib.parse
 from typing import Any
+
+from aiohttp import web
 
 from iotcprov.emulator import jsonbody
 from iotcprov.emulator.control import Control, ControlError
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_BODY_DEPTH = 32  # JSON nesting; deeper would exhaust the parser's recursion
+CREATING_PATHS = ("/groups", "/enrollments", "/faults")  # POST there answers 201
 READ_TIMEOUT = 5.0  # seconds to receive a whole request; a client that stalls loses the connection
-REASONS = {
-    200: "OK",
-    201: "Created",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    409: "Conflict",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-}
 
 
 def _flag(value: Any, field: str) -> bool:
@@ -36,12 +25,12 @@ def _flag(value: Any, field: str) -> bool:
     return value
 
 
-class AdminServer:
+class AdminApi:
     def __init__(self, control: Control) -> None:
         self.control = control
         c = control
-        # (method, path pattern) -> handler(match, query, body)
-        self.routes: list[tuple[str, re.Pattern, Any]] = [
+        # (method, aiohttp path) -> handler(path parameters, query, body)
+        self.routes: list[tuple[str, str, Any]] = [
             ("GET", r"/info", lambda m, q, b: c.info()),
             ("GET", r"/groups", lambda m, q, b: c.groups()),
             (
@@ -57,12 +46,12 @@ class AdminServer:
             ),
             (
                 "POST",
-                r"/groups/(?P<name>[^/]+)/verify",
+                r"/groups/{name}/verify",
                 lambda m, q, b: c.verify_group(m["name"], b.get("cert")),
             ),
             (
                 "POST",
-                r"/groups/(?P<name>[^/]+)/enabled",
+                r"/groups/{name}/enabled",
                 lambda m, q, b: c.set_group_enabled(m["name"], _flag(b.get("enabled"), "enabled")),
             ),
             ("GET", r"/enrollments", lambda m, q, b: c.enrollments()),
@@ -79,14 +68,14 @@ class AdminServer:
             ),
             (
                 "POST",
-                r"/enrollments/(?P<id>[^/]+)/enabled",
+                r"/enrollments/{id}/enabled",
                 lambda m, q, b: c.set_enrollment_enabled(m["id"], _flag(b.get("enabled"), "enabled")),
             ),
             ("GET", r"/devices", lambda m, q, b: c.devices()),
-            ("GET", r"/devices/(?P<id>[^/]+)", lambda m, q, b: c.device(m["id"])),
+            ("GET", r"/devices/{id}", lambda m, q, b: c.device(m["id"])),
             (
                 "GET",
-                r"/devices/(?P<id>[^/]+)/telemetry",
+                r"/devices/{id}/telemetry",
                 lambda m, q, b: c.telemetry(
                     m["id"],
                     _number(q, "wait"),
@@ -94,15 +83,15 @@ class AdminServer:
                     int(_number(q, "after") or 0),
                 ),
             ),
-            ("PATCH", r"/devices/(?P<id>[^/]+)/twin/desired", lambda m, q, b: c.set_desired(m["id"], b)),
+            ("PATCH", r"/devices/{id}/twin/desired", lambda m, q, b: c.set_desired(m["id"], b)),
             (
                 "POST",
-                r"/devices/(?P<id>[^/]+)/methods/(?P<name>[^/]+)",
+                r"/devices/{id}/methods/{name}",
                 lambda m, q, b: c.invoke(m["id"], m["name"], b.get("payload"), b.get("timeout", 30)),
             ),
             (
                 "POST",
-                r"/devices/(?P<id>[^/]+)/c2d",
+                r"/devices/{id}/c2d",
                 lambda m, q, b: c.send_c2d(m["id"], b.get("body"), b.get("properties"), b.get("body_base64")),
             ),
             ("GET", r"/faults", lambda m, q, b: c.faults()),
@@ -112,7 +101,7 @@ class AdminServer:
                 lambda m, q, b: c.add_fault(b.get("kind"), **{k: v for k, v in b.items() if k != "kind"}),
             ),
             ("DELETE", r"/faults", lambda m, q, b: c.clear_faults()),
-            ("DELETE", r"/faults/(?P<fid>\d+)", lambda m, q, b: c.clear_faults(int(m["fid"]))),
+            ("DELETE", r"/faults/{fid:\d+}", lambda m, q, b: c.clear_faults(int(m["fid"]))),
             (
                 "GET",
                 r"/events",
@@ -125,81 +114,42 @@ class AdminServer:
             ),
             ("GET", r"/stats", lambda m, q, b: c.stats()),
         ]
-        self.routes = [
-            (method, re.compile(pattern + "$"), handler) for method, pattern, handler in self.routes
-        ]
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def route_table(self) -> list[web.RouteDef]:
+        """The admin routes as aiohttp routes; the application is assembled in `web.py`."""
+        return [web.route(method, path, self._endpoint(handler)) for method, path, handler in self.routes]
+
+    def _endpoint(self, handler: Any) -> Any:
+        async def endpoint(request: web.Request) -> web.Response:
+            status, payload = await self._answer(request, handler)
+            return web.json_response(payload, status=status)
+
+        return endpoint
+
+    async def _answer(self, request: web.Request, handler: Any) -> tuple[int, Any]:
         try:
             async with asyncio.timeout(READ_TIMEOUT):  # reading only: a method call may wait longer
-                request = await self._read(reader)
+                raw = await request.read()
         except TimeoutError:
-            status, payload = 408, {"error": f"request not complete within {READ_TIMEOUT:g} s"}
-        except ControlError as error:
-            status, payload = error.status, {"error": error.message}
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
-            status, payload = 400, {"error": "malformed HTTP request"}
-        else:
-            status, payload = await self._dispatch(*request)
-        body = json.dumps(payload).encode()
-        head = (
-            f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        try:
-            writer.write(head + body)
-            await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-    async def _read(self, reader: asyncio.StreamReader) -> tuple[str, str, bytes]:
-        """(method, target, raw body) of a whole request."""
-        request_line = (await reader.readuntil(b"\r\n")).decode("latin-1").strip()
-        method, target, _version = request_line.split(" ", 2)
-        headers = {}
-        while line := (await reader.readuntil(b"\r\n")).decode("latin-1").strip():
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        if length > MAX_BODY:
-            raise ControlError(413, "request body too large")
-        raw = await reader.readexactly(length) if length else b""
-        return method, target, raw
-
-    async def _dispatch(self, method: str, target: str, raw: bytes) -> tuple[int, Any]:
-        url = urllib.parse.urlsplit(target)
-        query = dict(urllib.parse.parse_qsl(url.query))
-        path = urllib.parse.unquote(url.path.rstrip("/")) or "/"
+            return 408, {"error": f"request not complete within {READ_TIMEOUT:g} s"}
+        except web.HTTPRequestEntityTooLarge:
+            return 413, {"error": "request body too large"}
         try:
             body = jsonbody.parse(raw, MAX_BODY_DEPTH) if raw else {}
         except jsonbody.BadJson as error:
             return 400, {"error": f"body: {error}"}
-        allowed = False
-        for route_method, pattern, handler in self.routes:
-            match = pattern.match(path)
-            if not match:
-                continue
-            allowed = True
-            if route_method != method:
-                continue
-            if not isinstance(body, dict):
-                return 400, {"error": "body: give a JSON object"}
-            try:
-                result = handler(match.groupdict(), query, body)
-                if asyncio.iscoroutine(result):
-                    result = await result
-            except ControlError as error:
-                return error.status, {"error": error.message}
-            except Exception as error:  # a bug answers 500 and the server keeps running
-                return 500, {"error": f"internal error ({type(error).__name__})"}
-            return (
-                201 if method == "POST" and path in ("/groups", "/enrollments", "/faults") else 200
-            ), result
-        if allowed:
-            return 405, {"error": f"{method} is not allowed on {path}"}
-        return 404, {"error": f"no such endpoint {path}"}
+        if not isinstance(body, dict):
+            return 400, {"error": "body: give a JSON object"}
+        try:
+            result = handler(dict(request.match_info), dict(request.query), body)
+            if asyncio.iscoroutine(result):
+                result = await result
+        except ControlError as error:
+            return error.status, {"error": error.message}
+        except Exception as error:  # a bug answers 500 and the server keeps running
+            return 500, {"error": f"internal error ({type(error).__name__})"}
+        created = request.method == "POST" and request.path.rstrip("/") in CREATING_PATHS
+        return (201 if created else 200), result
 
 
 def _number(query: dict[str, str], name: str) -> float | None:

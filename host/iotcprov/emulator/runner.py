@@ -29,6 +29,7 @@ def serve(
     max_handshakes: int | None = None,
     on_ready: Callable[[dict], None] | None = None,
     stop_on_stdin_eof: bool = False,
+    central: str = "localhost:0",
 ) -> None:
     """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
     for field, value in (("--retry-after", retry_after), ("--polls", polls_before_assigned)):
@@ -53,6 +54,7 @@ def serve(
         extra_names,
         config,
         max_handshakes,
+        Endpoint.parse(central, "--central"),
     )
     asyncio.run(_main(server, on_ready or _print_line, stop_on_stdin_eof))
 

@@ -27,7 +27,6 @@ from cryptography import x509
 
 from iotcprov.emulator import certs
 from iotcprov.emulator import mqtt_codec as mqtt
-from iotcprov.emulator.admin_http import AdminServer
 from iotcprov.emulator.auth import PeerCertificate
 from iotcprov.emulator.client import ENDPOINTS_FILE
 from iotcprov.emulator.control import Control
@@ -36,6 +35,7 @@ from iotcprov.emulator.hub import HubRegistry, HubSession
 from iotcprov.emulator.instance_lock import InstanceLock
 from iotcprov.emulator.session import Action, Close, Config, Context, MqttSession, Send
 from iotcprov.emulator.store import Store
+from iotcprov.emulator.web import Listener, build_app
 from iotcprov.errors import InputError, OperationError
 
 X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL: dates are checked by auth, with a reason logged
@@ -95,18 +95,22 @@ class EmulatorServer:
         extra_names: list[str] | None = None,
         config: Config | None = None,
         max_handshakes: int = MAX_HANDSHAKES,
+        central: Endpoint | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.dps, self.hub, self.admin = dps, hub, admin
+        self.central = central or Endpoint("localhost", 0)
         self.extra_names = extra_names or []
         self.store = Store(data_dir)
         self.context = Context(self.store, config or Config())
         self.dps_state = DpsState()
         self.registry = HubRegistry()
         self.ssl_context: ssl.SSLContext | None = None
+        self._server_cert: tuple[Path, Path] | None = None
         self.servers: list[asyncio.base_events.Server] = []
         self.info: dict = {}
         self.control: Control | None = None
+        self.web: Listener | None = None
         self.stopped = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
         self.max_handshakes = max_handshakes
@@ -117,12 +121,11 @@ class EmulatorServer:
     def _make_ssl_context(self) -> ssl.SSLContext:
         dns = ["localhost"]
         ips = ["127.0.0.1", "::1"]
-        for name in [self.dps.host, self.hub.host, self.context.config.hub_name, *self.extra_names]:
+        names = [self.dps.host, self.hub.host, self.central.host, self.context.config.hub_name]
+        for name in [*names, *self.extra_names]:
             (ips if _is_ip(name) else dns).append(name)
-        cert_path, key_path = certs.write_server_cert(self.data_dir, dns, ips)
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.load_cert_chain(cert_path, key_path)
+        self._server_cert = certs.write_server_cert(self.data_dir, dns, ips)
+        context = self._https_context()
         context.verify_mode = ssl.CERT_OPTIONAL
         context.verify_flags = ssl.VerifyFlags(
             int(context.verify_flags) | int(ssl.VERIFY_X509_PARTIAL_CHAIN) | X509_V_FLAG_NO_CHECK_TIME
@@ -132,6 +135,13 @@ class EmulatorServer:
         for row in self.store.individuals():
             if row["cert_pem"]:
                 context.load_verify_locations(cadata=row["cert_pem"])
+        return context
+
+    def _https_context(self) -> ssl.SSLContext:
+        """TLS 1.2+ with the server certificate, no client certificate asked (HTTPS, browsers)."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(*self._server_cert)
         return context
 
     def trust(self, pem: str) -> None:
@@ -178,20 +188,34 @@ class EmulatorServer:
             "pid": os.getpid(),
         }
         self.control = Control(self.context, self.registry, self.info, self.trust, lambda: len(self._tasks))
-        admin = AdminServer(self.control)
-        admin_server = await self._listen(self.admin, "--admin", admin.handle)
+        self.web = Listener(build_app(self.control))
+        await self.web.setup()
+        admin_server = await self._listen(self.admin, "--admin", protocol=self.web.protocol_factory())
         self.admin.port = admin_server.sockets[0].getsockname()[1]
         self.info["admin_url"] = f"http://{self.admin.address}:{self.admin.port}"
-        self.servers = [dps_server, hub_server, admin_server]
+        # the same application over HTTPS, as IoT Central's API is served (clients check the CA)
+        central_server = await self._listen(
+            self.central, "--central", protocol=self.web.protocol_factory(), ssl_context=self._https_context()
+        )
+        self.central.port = central_server.sockets[0].getsockname()[1]
+        self.info["central_url"] = f"https://{self.central.host}:{self.central.port}"
+        self.servers = [dps_server, hub_server, admin_server, central_server]
         temporary = endpoints_file.with_name(ENDPOINTS_FILE + ".tmp")
         temporary.write_text(json.dumps(self.info))
         os.replace(temporary, endpoints_file)
         self.context.event("admin", "started", None, None, time.time())
         return self.info
 
-    async def _listen(self, endpoint: Endpoint, field: str, handler) -> asyncio.base_events.Server:
+    async def _listen(
+        self, endpoint: Endpoint, field: str, handler=None, protocol=None, ssl_context=None
+    ) -> asyncio.base_events.Server:
+        """A stream `handler` (MQTT: TLS is started per connection so handshake failures can be
+        logged as refusals) or an asyncio `protocol` factory (HTTP, TLS by `ssl_context`)."""
         try:
-            # TLS is started per connection so handshake failures can be logged as refusals
+            if protocol is not None:
+                return await asyncio.get_running_loop().create_server(
+                    protocol, endpoint.address, endpoint.port, backlog=1024, ssl=ssl_context
+                )
             return await asyncio.start_server(
                 handler, endpoint.address, endpoint.port, backlog=1024, limit=2**20
             )
@@ -215,6 +239,9 @@ class EmulatorServer:
         self.registry.kick_all("emulator stopping")
         for task in list(self._tasks):
             task.cancel()
+        if self.web is not None:  # closes HTTP connections, long polls and event streams included
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self.web.cleanup(), 2)
         for server in self.servers:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(server.wait_closed(), 2)
