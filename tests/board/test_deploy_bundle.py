@@ -36,11 +36,37 @@ def test_compressed_deploy_is_byte_identical(board):
 def test_raw_bytes_arrive_intact_through_a_throttled_line(make_board):
     board = make_board(baud=115200)
     data = bytes(range(256)) * 40 + b"\x03\x04\r\n\x06" * 50  # Ctrl-C, Ctrl-D, line ends, ACK
+    data += b"\x10" * 300 + b"x" + b"\x03" * 300  # escapes of either parity: one ends a chunk
     with open_board(board.port) as session:
         before = session.bytes_sent
         session.send_raw("/raw.bin", data)
-        assert session.bytes_sent - before < len(data) + 600  # the bytes themselves, and the receiver
-        assert session.eval("1+1") == 2  # the REPL is usable afterwards (Ctrl-C handling restored)
+        escapes = data.count(b"\x03") + data.count(b"\x10")
+        assert session.bytes_sent - before < len(data) + escapes + 700  # the bytes, and the receiver
+        assert session.eval("1+1") == 2  # the REPL is usable afterwards
+    assert (board.directory / "raw.bin").read_bytes() == data
+
+
+class HostGone(Exception):
+    """The host side of a transfer dies: its process killed, its PC crashed, its cable pulled."""
+
+
+def test_a_host_gone_mid_transfer_leaves_the_board_answering(make_board):
+    """A host that stops half way through a raw transfer leaves the board in the receiver; the next
+    connection's Ctrl-C must still reach it (a factory PC killed mid-deploy), without a reset."""
+    board = make_board(baud=115200)
+    data = bytes(range(256)) * 40
+
+    def gone_half_way(done: int, total: int) -> None:
+        if done >= total // 2:
+            raise HostGone
+
+    session = open_board(board.port)
+    with pytest.raises(HostGone):
+        session.send_raw("/raw.bin", data, progress=gone_half_way)
+    session.abandon()  # the port closes without a word to the board, as when the process dies
+    with open_board(board.port) as again:
+        assert again.eval("1+1") == 2
+        again.send_raw("/raw.bin", data)
     assert (board.directory / "raw.bin").read_bytes() == data
 
 

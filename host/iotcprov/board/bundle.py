@@ -33,37 +33,52 @@ def _ix(s,e):
 """
 
 
-# Runs on the board: receive `n` raw bytes from the REPL's stdin into file `p`, in chunks of
-# RECEIVE_CHUNK, with Ctrl-C disabled (a 0x03 byte is data here). It sends ACK once ready and once
-# per chunk read; the host keeps at most RECEIVE_WINDOW bytes unacknowledged, which the board's
-# 260-byte stdin ring buffer (ports/esp32/mphalport.c since v1.23) holds while a chunk goes to
-# flash. The same window as MicroPython's own raw-paste mode.
+# Runs on the board: receive `n` bytes of escaped stream (see `escape`) from the REPL's stdin into
+# file `p`, unescaping them, in chunks of RECEIVE_CHUNK. Ctrl-C stays enabled: no 0x03 byte is on the
+# wire, so a host that dies mid-transfer (process killed, PC crashed, cable pulled) leaves a board
+# that the next connection's Ctrl-C interrupts, as any running code; with Ctrl-C disabled it stayed
+# deaf until reset. It sends ACK once ready and once per chunk read; the host keeps at most
+# RECEIVE_WINDOW bytes unacknowledged, which the board's 260-byte stdin ring buffer
+# (ports/esp32/mphalport.c since v1.23) holds while a chunk goes to flash. The same window as
+# MicroPython's own raw-paste mode. `e`: the previous chunk ended with ESCAPE. (bytes.find, not
+# bytearray.find: v1.23's find takes str and bytes only.)
 ACK = b"\x06"
 RECEIVE_CHUNK = 128
 RECEIVE_WINDOW = 256
 RECEIVE_HELPER = """\
 def _ib(p,n):
- import sys,micropython
- r=sys.stdin.buffer;b=bytearray(128);v=memoryview(b)
- micropython.kbd_intr(-1)
- try:
-  with open(p,'wb') as f:
-   sys.stdout.write('\\x06')
-   while n:
-    m=min(n,128);g=0
-    while g<m:
-     k=r.readinto(v[g:m])
-     if not k:raise OSError(5)
-     g+=k
-    sys.stdout.write('\\x06')
-    f.write(v[:m]);n-=m
- finally:
-  micropython.kbd_intr(3)
+ import sys
+ r=sys.stdin.buffer;b=bytearray(128);v=memoryview(b);e=0
+ with open(p,'wb') as f:
+  sys.stdout.write('\\x06')
+  while n:
+   m=min(n,128);g=0
+   while g<m:
+    k=r.readinto(v[g:m])
+    if not k:raise OSError(5)
+    g+=k
+   sys.stdout.write('\\x06');n-=m
+   c=bytes(v[:m]);a=s=0
+   if e:b[0]^=32;s=1;e=0
+   while 1:
+    i=c.find(b'\\x10',s)
+    if i<0:break
+    f.write(v[a:i])
+    if i+1<m:b[i+1]^=32
+    else:e=1
+    a=i+1;s=i+2
+   f.write(v[a:m])
 """
 
 
+def escape(data: bytes) -> bytes:
+    """`data` as the receiver takes it: 0x10 (the escape) and 0x03 (Ctrl-C, which the board's UART
+    interrupt takes) become 0x10 followed by the byte ^ 0x20; the escape goes first."""
+    return data.replace(b"\x10", b"\x10\x30").replace(b"\x03", b"\x10\x23")
+
+
 def receive_call(path: str, size: int) -> str:
-    """The board code that receives `size` raw bytes into `path` (see RECEIVE_HELPER)."""
+    """The board code that receives `size` bytes of escaped stream into `path` (RECEIVE_HELPER)."""
     return RECEIVE_HELPER + f"_ib({path!r},{size})"
 
 

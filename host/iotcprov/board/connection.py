@@ -259,9 +259,12 @@ class BoardSession:
 
     def send_raw(self, path: str, data: bytes, progress: Progress | None = None) -> None:
         """Write `data` to the file `path` as raw bytes on the wire, a quarter fewer than base64:
-        the board reads them from the REPL's stdin with Ctrl-C disabled and acknowledges each
-        chunk; at most `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`)."""
+        the board reads them from the REPL's stdin and acknowledges each chunk; at most
+        `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`). Ctrl-C bytes go
+        escaped (`bundle.escape`), so Ctrl-C still interrupts the board if this host goes away.
+        `progress` counts bytes on the wire, escapes included."""
         chunk, window = bundle.RECEIVE_CHUNK, bundle.RECEIVE_WINDOW
+        data = bundle.escape(data)
         try:
             self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data)))
             self._expect_ack()
@@ -336,12 +339,14 @@ def _chunk_calls(path: str, data: bytes) -> list[str]:
     return calls
 
 
-_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot")
+_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot", "Traceback")
 
 
 def _enter_raw_repl(transport: SerialTransport, soft_reset: bool, timeout: float) -> None:
     """mpremote's enter_raw_repl, tried a second time when what came back was MicroPython talking
-    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know)."""
+    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know; code that
+    the Ctrl-C interrupted can have read the Ctrl-A first, e.g. a `send_raw` receiver left by a
+    host that went away mid-transfer: its traceback came back)."""
     for attempt in (1, 2):
         heard = io.StringIO()  # enter_raw_repl prints what it received when it fails
         try:
