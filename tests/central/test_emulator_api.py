@@ -219,3 +219,34 @@ def test_cli_errors_are_one_line(central, tmp_path):
 
     out = run_cli("central", "devices", "list", "--app-url", info["central_url"], "--token-file", str(bad))
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "give --trust" in out.stderr
+
+
+def test_a_blocked_device_is_refused_by_the_hub(api):
+    from iotcprov.credentials.sas import hub_token
+    from iotcprov.emulator.auth import Refusal, authenticate_hub
+
+    key = base64.b64encode(bytes(32)).decode()
+    api("PUT", "/devices/dev1", {})
+    keys = {"primaryKey": key, "secondaryKey": key}
+    api("PUT", "/devices/dev1/attestation", {"type": "symmetricKey", "symmetricKey": keys})
+    registration = {"enrollment_kind": "individual", "enrollment_name": "dev1", "attestation": "sas",
+                    "assigned_hub": "localhost", "status": "assigned"}  # fmt: skip
+    api.store.record_registration("dev1", registration, time.time())
+    token = hub_token(key, "localhost", "dev1", int(time.time()) + 600)
+
+    def connect():
+        return authenticate_hub(api.store, "localhost", "dev1", "localhost/dev1/?api-version=2021-04-12",
+                                token.encode(), None, time.time())  # fmt: skip
+
+    assert connect().device_id == "dev1"
+    api("PATCH", "/devices/dev1", {"enabled": False})
+    with pytest.raises(Refusal, match="blocked in the IoT Central application"):
+        connect()
+
+
+def test_automatic_approval_is_an_emulator_setting(central):
+    data = str(central.data_dir)
+    out = run_cli("emulator", "--data", data, "settings", "--auto-approve", "off")
+    assert out.returncode == 0 and json.loads(out.stdout) == {"auto_approve": False}
+    out = run_cli("emulator", "--data", data, "settings")
+    assert json.loads(out.stdout) == {"auto_approve": False}
