@@ -269,3 +269,25 @@ def test_token_sources(tmp_path):
     with pytest.raises(InputError) as raised:
         resolve_auth(str(token_file), False, {})
     assert "not an IoT Central API token" in _line(raised.value)
+
+
+def test_entra_bearer_tokens(monkeypatch):
+    from types import SimpleNamespace
+
+    from iotcprov.central.auth import ENTRA_SCOPE, EntraToken
+
+    asked = []
+
+    class Credential:
+        def get_token(self, scope):
+            asked.append(scope)
+            return SimpleNamespace(token="eyJ0eX", expires_on=10**10)
+
+    entra = EntraToken(Credential())
+    assert entra.header() == "Bearer eyJ0eX" and entra.header() == "Bearer eyJ0eX"
+    assert asked == [ENTRA_SCOPE] == ["https://apps.azureiotcentral.com/.default"]  # renewed only near expiry
+    assert "eyJ0eX" not in repr(entra)
+
+    monkeypatch.setitem(__import__("sys").modules, "azure.identity", None)  # not installed
+    with pytest.raises(InputError, match=r"pip install 'iotcprov\[entra\]'"):
+        EntraToken().header()
