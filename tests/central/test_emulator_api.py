@@ -203,6 +203,7 @@ def test_more_than_20_requests_a_second_are_throttled(tmp_path):
 # ---------------------------------------------------------------- through the CLI: one line each
 
 
+@pytest.mark.smoke  # the API as an aiohttp sub-application, over HTTPS, at the dependency floors
 def test_cli_errors_are_one_line(central, tmp_path):
     out = central_cli(central, "devices", "show", "--device-id", "missing-1")
     assert out.returncode == 2 and out.stderr.count("\n") == 1
