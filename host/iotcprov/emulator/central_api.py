@@ -324,12 +324,13 @@ class CentralApi:
     def _device_view(self, device_id: str) -> dict:
         app = self.store.app_device(device_id)
         registered = self.store.device(device_id)
-        if app is None and registered is None:
+        row = app or registered
+        if row is None:
             raise ApiError(404, f"Device {device_id!r} was not found.")
         view: dict[str, Any] = {
-            "id": (app or registered)["device_id"],  # type: ignore[index]
-            "displayName": (app or {}).get("display_name") or (app or registered)["device_id"],  # type: ignore[index]
-            "enabled": bool(app["enabled"]) if app else True,
+            "id": row["device_id"],
+            "displayName": (app and app["display_name"]) or row["device_id"],
+            "enabled": bool(app["enabled"]) if app else True,  # registered before the API knew it
             "provisioned": bool(registered and registered["status"] == "assigned"),
             "simulated": bool(app["simulated"]) if app else False,
         }
@@ -385,8 +386,8 @@ class CentralApi:
         values = {"enabled": 1, **self._device_values(body)}
         self.store.put_app_device(device_id, **values)
         self._after_enabled_change(device_id, values)
-        self.control.context.event("central", "device created" if existing is None else "device updated",
-                                   device_id, None, self.now())  # fmt: skip
+        kind = "device created" if existing is None else "device updated"
+        self.control.context.event("central", kind, device_id, None, self.now())
         return Reply(200, self._device_view(device_id))
 
     def patch_device(self, match: dict, body: dict, query: Mapping[str, str], base_url: str) -> Reply:
