@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from iotcprov.emulator import central_api
 from iotcprov.emulator.admin_http import MAX_BODY, READ_TIMEOUT, AdminApi
 from iotcprov.emulator.control import Control
 
@@ -28,6 +29,7 @@ def build_app(control: Control) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
     app.add_routes(AdminApi(control).route_table())
     # Sub-applications mount here: app.add_subapp("/api", ...), app.add_subapp("/dashboard", ...).
+    app.add_subapp("/api", central_api.build(control))
     return app
 
 
