@@ -117,3 +117,17 @@ def test_the_zlib_window_follows_the_boards_free_heap(make_board):
     packed_small, _ = bundle.pack(files, bundle.SMALL_WBITS)
     packed_large, _ = bundle.pack(files, bundle.LARGE_WBITS)
     assert len(packed_large) < len(packed_small)
+
+
+def test_a_file_expanded_wrong_is_named(board, monkeypatch):
+    """The board answers one digest for the whole stream; when it differs from the files sent,
+    the session asks for each file's digest to name the one that did not verify."""
+    files = {"/x/a.txt": b"alpha" * 50, "/x/b.txt": b"bravo" * 50}
+    real_pack = bundle.pack
+
+    def damaged_pack(given, wbits=bundle.SMALL_WBITS):  # the stream carries another b.txt
+        return real_pack({**given, "/x/b.txt": b"BRAVO" * 50}, wbits)
+
+    monkeypatch.setattr(bundle, "pack", damaged_pack)
+    with open_board(board.port) as session, pytest.raises(OperationError, match=r"/x/b\.txt did not verify"):
+        session.write_files(files)

@@ -249,7 +249,8 @@ class BoardSession:
         """SHA-256 (hex) of each file computed on the board; None for a missing file."""
         if not paths:
             return {}
-        digests = self.eval(f"[_ih(p) for p in {paths!r}]")
+        base, names = bundle.common_folder(paths)  # each folder once on the line
+        digests = self.eval(f"[_ih({base!r}+p) for p in {names!r}]")
         return dict(zip(paths, digests, strict=True))
 
     def write_file(self, path: str, data: bytes) -> None:
@@ -342,11 +343,14 @@ class BoardSession:
             return
         self.send_raw(bundle.STAGING, packed, progress)
         written = ast.literal_eval(self.exec(bundle.expand_call(entries, self._define("_ix"))).strip())
-        for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
-            if got != expected:
-                raise OperationError(
-                    f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
-                )
+        if written == bundle.combined_digest(files, entries):
+            return
+        on_board = self.hash_files([path for path, _ in entries])  # which one: for the message
+        bad = [path for path, _ in entries if on_board[path] != hashlib.sha256(files[path]).hexdigest()]
+        culprit = bad[0] if bad else "a file"
+        raise OperationError(
+            f"--port {self.port}: {culprit} did not verify on the board (SHA-256 mismatch); retry"
+        )
 
 
 def _chunk_calls(path: str, data: bytes) -> list[str]:
