@@ -25,12 +25,40 @@ class ConfigError(Exception):
     file at fault or None). Never carries a secret."""
 
 
+# Module lifetimes: which of the firmware's modules is in RAM when. Resident: this package,
+# app (the Device), link. Every other module is loaded by `use` when needed and unloaded by
+# `unload` or `shed` when its time is over:
+#   START     start() only, once per boot          settings, config, files, sas
+#   STAGE     while its stage runs, one at a time  bringup | register + dps | session + hub;
+#                                                  files and sas for a token, just before it
+#   FEATURES  until the next TLS handshake         outbox, central, pnp, incoming, clock
+#   one call  a decision, a reading                policy, readings
+START = ("settings", "config", "files", "sas")
+STAGE = ("bringup", "register", "dps", "session", "hub", "files", "sas")
+FEATURES = ("outbox", "central", "pnp", "incoming", "clock")
+
+
+def use(name):
+    """Submodule `name`, loaded if it is not. Call it where the module is used
+    (`use("files").read(...)`): a module kept in a variable is not freed by unloading it."""
+    return __import__("iotc." + name, None, None, ("_",))
+
+
 def unload(name):
     """Forget submodule `name` so its code can be freed; the next import loads it again."""
     import sys
 
     sys.modules.pop("iotc." + name, None)
     globals().pop(name, None)
+
+
+def shed(*groups):
+    """Unload the FEATURES and the modules of `groups` (tuples of names), then collect: before a
+    TLS handshake, the peak of RAM use."""
+    for group in (FEATURES,) + groups:
+        for name in group:
+            unload(name)
+    gc.collect()
 
 
 def emit(event, *pairs, reason=None):

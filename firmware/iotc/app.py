@@ -31,7 +31,7 @@ import json
 import time
 
 import iotc
-from iotc import emit, feed, unload
+from iotc import emit, feed, shed, unload, use
 
 
 def _feature(device, found, payload):
@@ -107,13 +107,10 @@ class Device:
         """Read and check the configuration. False, after one `config error` line, when the
         board is not provisioned correctly: the caller then returns to the REPL."""
         gc.collect()  # what loading the firmware left behind: a fragmented heap fails start-up sooner
-        from iotc import settings
-
         try:
-            ready = settings.prepare(self)
+            ready = use("settings").prepare(self)
         finally:
-            settings = None  # this reference too, or the module and its imports stay in RAM
-            self.shed("settings", "config", "files", "sas")
+            shed(iotc.START)
         if ready:
             self.decide("start")
         return ready
@@ -125,7 +122,7 @@ class Device:
                 if not self.start():
                     return False
             except MemoryError:  # not even start-up fits now: say so, wait, try again
-                self.shed("settings", "config", "files", "sas")
+                shed(iotc.START)
                 emit("error", "stage", "start", reason="MemoryError; retrying in 10 s")
                 self.pause(10000)
         try:
@@ -174,10 +171,8 @@ class Device:
         if self.stage == "online" and not self.buffer:
             if self._stage("session").send(self, body, properties, component):
                 return True
-        try:
-            from iotc import outbox  # stays loaded while offline; shed before the next handshake
-
-            outbox.keep(self, body, properties, component)
+        try:  # outbox stays loaded while offline; shed before the next handshake
+            use("outbox").keep(self, body, properties, component)
         except MemoryError:  # not even room for the buffer's code: lost, but counted
             self.dropped += 1
             emit("buffer dropped", "n", self.dropped, reason="MemoryError")
@@ -191,10 +186,7 @@ class Device:
             if self.telemetry:
                 values = self.telemetry()
             else:
-                from iotc.readings import board_readings
-
-                values = board_readings(self.uptime_ms // 1000)
-                board_readings = None
+                values = use("readings").board_readings(self.uptime_ms // 1000)
                 unload("readings")
         except Exception as e:  # the application's callback failed: skip this round
             emit("error", "stage", "telemetry", reason="%s %s" % (type(e).__name__, str(e)[:60]))
@@ -228,10 +220,7 @@ class Device:
     def report(self, properties, component=None):
         """Report read-only properties (a dict; in `component` when given). True when sent now;
         False when kept for the next connection (newer values of a name replace older)."""
-        from iotc import outbox
-
-        sent = outbox.report(self, properties, component)
-        outbox = None  # this reference too, or unloading frees nothing
+        sent = use("outbox").report(self, properties, component)
         if self.stage == "online":  # offline it stays loaded for the buffer
             unload("outbox")
         return sent
@@ -270,10 +259,7 @@ class Device:
         applied."""
         if outcome == "hub_connected":  # decided by the table as the hub stage began (policy.decide)
             return self.go(self.hub_up)
-        from iotc import policy
-
-        decision = policy.decide(self, self.settings, self.stage, outcome, *args)
-        policy = None
+        decision = use("policy").decide(self, self.settings, self.stage, outcome, *args)
         unload("policy")
         self.go(decision)
 
@@ -282,11 +268,8 @@ class Device:
         when it may start, and the status lines that explain it."""
         stage, delay_ms, reason, reprovision = decision
         s = self.settings
-        if reprovision:  # forget the cached assignment
-            from iotc import files
-
-            files.forget_assignment(s)
-            files = None  # shed with the rest before the next handshake
+        if reprovision:  # forget the cached assignment; files is shed before the next handshake
+            use("files").forget_assignment(s)
             s.hub = s.assigned_id = None
             s.cache_state = "no-cache"
             if reason != "resume":
@@ -311,13 +294,10 @@ class Device:
         token, or ("", None) for X.509. None while the clock is unset, when nothing can be signed
         or verified: the device goes back to the clock stage. Everything but the open stage is
         shed after it, before the TLS handshake, the peak of RAM use."""
-        from iotc import files
-
         try:
-            secret = files.password(self.settings, hub)
+            secret = use("files").password(self.settings, hub)
         finally:
-            files = None
-            self.shed("files", "clock", "sas")
+            shed(("files", "sas"))
         if secret is None:
             self.close(False)
             self.decide("clock_unset")
@@ -337,13 +317,6 @@ class Device:
             time.sleep_ms(min(ms, 1000))
             ms -= 1000
 
-    def shed(self, *names):
-        """Unload the feature modules (they keep no state; the next use loads them again) and
-        the modules `names`, and collect: before a TLS handshake, the peak of RAM use."""
-        for name in ("outbox", "central", "pnp", "incoming", "clock") + names:
-            unload(name)
-        gc.collect()
-
     # ---- internals ----------------------------------------------------------------------
 
     def _stage(self, name):
@@ -353,9 +326,8 @@ class Device:
         if module is not None and module.__name__ == "iotc." + name:
             return module
         self._stage_module = module = None
-        self.shed("bringup", "register", "dps", "session", "hub", "files", "sas")
-        module = __import__("iotc." + name, None, None, ("step",))
-        self._stage_module = module
+        shed(iotc.STAGE)
+        self._stage_module = module = use(name)
         return module
 
     def _recover(self, error):
@@ -364,7 +336,7 @@ class Device:
         stage = self.stage
         emit("error", "stage", stage, reason="%s %s" % (type(error).__name__, str(error)[:60]))
         self._stage_module = None  # drop whatever stage code is loaded: the retry reloads it
-        self.shed("bringup", "register", "dps", "session", "hub", "files", "sas", "policy")
+        shed(iotc.STAGE, ("policy",))
         try:
             self.decide("fault", "error")
         except MemoryError:  # no room for the table: its fault edge, by hand, after 10 s

@@ -6,7 +6,7 @@ import errno
 import gc
 import time
 
-from iotc import dps, emit, unload
+from iotc import dps, emit, unload, use
 from iotc.link import Link, MQTTException, describe
 
 
@@ -59,13 +59,10 @@ def run(s, password, ctx):
     link.close()
     if answer.kind == "assigned":
         emit("dps assigned", "hub", answer.hub, "device", answer.device_id)
-        from iotc import files
-
         try:
-            files.save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
+            use("files").save_assignment(s, dps.assignment_doc(s, answer.hub, answer.device_id))
         except OSError as e:  # only the next boot's shortcut is lost
             emit("cache failed", reason="OSError %s" % e.args[0])
-        files = None
         unload("files")
     else:
         emit(

@@ -8,7 +8,7 @@ import errno
 import json
 import time
 
-from iotc import emit, hub, unload
+from iotc import emit, hub, unload, use
 from iotc.link import Link, MQTTException, describe
 
 
@@ -82,10 +82,8 @@ def connect(device):
     if device.next_telemetry is None:
         device.next_telemetry = now
     if device.info:
-        from iotc.readings import device_info
-
         device.info = False
-        device.reported.update(device_info())  # root properties: a plain merge
+        device.reported.update(use("readings").device_info())  # root properties: a plain merge
         unload("readings")
     if not flush_reported(device):
         return
@@ -137,16 +135,13 @@ def serve(device):
         return
     ring = device.buffer  # the offline buffer, oldest first, each at QoS 1: a message leaves it
     if ring:  # only once the hub acknowledged it; the rest waits when the session breaks
-        from iotc.clock import iso_utc
-
         count = 0
         while ring:
             body, properties, component, created = ring[0]
-            if not send(device, body, properties, component, created and iso_utc(created), 1):
+            if not send(device, body, properties, component, created and use("clock").iso_utc(created), 1):
                 return
             ring.pop(0)
             count += 1
-        iso_utc = None
         unload("clock")
         emit("buffer flushed", "n", count, "dropped", device.dropped)
         if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator

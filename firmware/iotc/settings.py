@@ -8,7 +8,7 @@ import gc
 import json
 import os
 
-from iotc import VERSION, ConfigError, emit, unload, watchdog
+from iotc import VERSION, ConfigError, emit, unload, use, watchdog
 from iotc.files import read
 
 
@@ -32,10 +32,8 @@ def prepare(device):
     except ValueError:  # e.g. a file that is not UTF-8 text
         emit("config error", reason="unreadable configuration; re-provision the board (iotcprov provision)")
         return False
-    from iotc import files
-
     try:
-        files.trust(ctx, s)
+        use("files").trust(ctx, s)
     except (OSError, ValueError) as e:  # a root or key that mbedTLS cannot parse
         emit(
             "config error", "file", s.dir,
@@ -144,13 +142,10 @@ def load(root):
     unload("config")  # the checks are done: make room for the key check
     if s.auth == "sas":
         path = base + "/" + s.key
-        from iotc.sas import decode_key
-
         try:
-            decode_key(read(path))
+            use("sas").decode_key(read(path))
         except ValueError:
             raise ConfigError("must hold a base64 device key of 16-64 bytes" + fix, path) from None
         finally:
-            decode_key = None
             unload("sas")
     return s
