@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS devices (
     hub_connections INTEGER NOT NULL DEFAULT 0, connected INTEGER NOT NULL DEFAULT 0,
     last_connected REAL, last_disconnected REAL, disconnect_reason TEXT,
     desired TEXT NOT NULL DEFAULT '{}', desired_version INTEGER NOT NULL DEFAULT 1,
-    reported TEXT NOT NULL DEFAULT '{}', reported_version INTEGER NOT NULL DEFAULT 1);
+    reported TEXT NOT NULL DEFAULT '{}', reported_version INTEGER NOT NULL DEFAULT 1,
+    messages INTEGER NOT NULL DEFAULT 0, last_message REAL);
 CREATE TABLE IF NOT EXISTS telemetry (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL COLLATE NOCASE, time REAL NOT NULL,
     body TEXT, body_base64 TEXT, properties TEXT NOT NULL);
@@ -50,6 +51,11 @@ CREATE TABLE IF NOT EXISTS faults (
     remaining INTEGER, until REAL, params TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+
+# Columns added after a release: a data folder an older emulator wrote gains them when opened.
+ADDED_COLUMNS = {
+    "devices": {"messages": "INTEGER NOT NULL DEFAULT 0", "last_message": "REAL"},
+}
 
 TELEMETRY_KEPT = 200  # per device; older messages are trimmed
 EVENTS_KEPT = 5000
@@ -86,10 +92,18 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._add_missing_columns()
         self._telemetry_since_trim: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_missing_columns(self) -> None:
+        for table, columns in ADDED_COLUMNS.items():
+            present = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            for name, declaration in columns.items():
+                if name not in present:
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
     # ------------------------------------------------------------ helpers
     def _one(self, sql: str, *args: Any) -> dict | None:
@@ -224,6 +238,10 @@ class Store:
         self.db.execute(
             "INSERT INTO telemetry (device_id, time, body, body_base64, properties) VALUES (?, ?, ?, ?, ?)",
             (device_id, now, text, b64, json.dumps(properties)),
+        )
+        self.db.execute(
+            "UPDATE devices SET messages = messages + 1, last_message = ? WHERE device_id = ?",
+            (now, device_id),
         )
         count = self._telemetry_since_trim.get(device_id, 0) + 1
         if count >= 50:
