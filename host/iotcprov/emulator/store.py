@@ -328,6 +328,9 @@ class Store:
         sql += " ORDER BY id LIMIT ?"
         return self._all(sql, *args, limit)
 
+    def last_event_id(self) -> int:
+        return int(self._one("SELECT COALESCE(MAX(id), 0) AS id FROM events")["id"])
+
     def bump(self, name: str, by: int = 1) -> None:
         self.db.execute(
             "INSERT INTO counters (name, value) VALUES (?, ?)"
