@@ -17,6 +17,10 @@ document.title = `${deviceId} · iotcprov emulator`;
 document.getElementById("title").textContent = deviceId || "No device given";
 
 // ---------------------------------------------------------------- facts
+function plural(count, noun) {
+  return `${count} ${noun}${count === 1 ? "" : "s"}`;
+}
+
 function fact(name, value) {
   return [el("dt", {}, name), el("dd", {}, value ?? "—")];
 }
@@ -27,7 +31,7 @@ function showDevice(device) {
   if (!device) return;
   const facts = document.getElementById("facts");
   facts.replaceChildren(
-    ...fact("Registration", `${device.status || "—"} (${device.registrations} registrations, last ${formatDateTime(device.last_registration)})`),
+    ...fact("Registration", `${device.status || "—"} (${plural(device.registrations, "registration")}, last ${formatDateTime(device.last_registration)})`),
     ...fact("Enrollment", enrollmentText(device.enrollment)),
     ...fact("Connection", device.connected ? badge("connected", "ok") : badge("not connected", "off")),
     ...fact("Hub", device.assigned_hub),
