@@ -31,10 +31,9 @@ $(STAMP_MIN): pyproject.toml setup.py tools/min_constraints.py
 demo: $(STAMP)
 	$(BIN)/iotcprov demo
 
-# TEST_WORKERS=2 runs two workers, a test module each at a time (pytest-xdist): the suite mostly
-# waits on virtual boards and servers, so that about halves its time. One process by default: the
-# factory resume test's harness can race under that load (tests/README.md).
-TEST_WORKERS ?= 1
+# Two workers by default, a test module each at a time (pytest-xdist): the suite mostly waits on
+# virtual boards and servers, so that about halves its time. TEST_WORKERS=1 runs one process.
+TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/ruff check .

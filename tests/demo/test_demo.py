@@ -182,6 +182,27 @@ def test_x509_demo_uses_a_verified_ca_group(tmp_path):
     assert "\x1b[" not in result.stdout
 
 
+@pytest.mark.parametrize("attestation", ["sas", "x509"])
+def test_central_demo_enrolls_through_the_rest_api(tmp_path, attestation):
+    keep = tmp_path / "kept"
+    result = subprocess.run(
+        [*IOTCPROV, "demo", "--central", *(["--x509"] if attestation == "x509" else []), "--keep", str(keep),
+         "--json"], capture_output=True, text=True, timeout=DEMO_TIMEOUT, env=_environment(),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    group = "SAS-IoT-Devices" if attestation == "sas" else "demo-x509-devices"
+    seen = records(keep / "emulator", lines[-1]["device_id"])
+    assert_demo_happened(seen, attestation, group)
+    texts = " ".join(line.get("text", "") for line in lines)
+    assert "API token issued" in texts and f"PUT /api/devices/{lines[-1]['device_id']}" in texts
+    kinds = [event["kind"] for event in seen["events"]]
+    assert "device created" in kinds  # through the API, before the board registered
+    if attestation == "sas":  # no group key reached the host's output; the device's own key did not either
+        assert "primaryKey" not in result.stdout and "SharedAccessSignature" not in result.stdout
+
+
 @pytest.mark.parametrize(("stop_signal", "after_step"), [(signal.SIGINT, "boot"), (signal.SIGTERM, "board")])
 def test_an_interrupted_demo_stops_everything_it_started(tmp_path, stop_signal, after_step):
     demo = start_demo("--keep", str(tmp_path / "kept"), "--json")

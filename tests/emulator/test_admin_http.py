@@ -28,6 +28,7 @@ def _read_to_close(sock: socket.socket) -> bytes:
     return received
 
 
+@pytest.mark.smoke  # aiohttp at its floor keeps the deadline
 def test_partial_request_is_closed_and_others_are_served(emulator):
     stalled = _admin_socket(emulator)
     try:
@@ -71,6 +72,7 @@ def test_desired_patch_deeper_than_a_twin_allows_is_refused(emulator):
         emulator.admin.set_desired("admin-deep", {"n": patch})
 
 
+@pytest.mark.smoke
 def test_the_application_is_served_over_https_with_the_emulators_ca(emulator):
     """`central_url` serves the same application over TLS; a client trusting `ca_cert` connects."""
     import ssl

@@ -12,7 +12,6 @@ import queue
 import sqlite3
 from collections import Counter
 
-import pytest
 from iotcprov.factory.audit import read_audit
 from iotcprov.factory.manifest import open_manifest
 
@@ -20,6 +19,9 @@ from tests.factory.conftest import FactoryProcess, board_identity, cli_env, fiel
 
 GROUP_KEY = base64.b64encode(bytes(range(100, 164))).decode()
 IDS = 16
+# Boards the rerun may use in all: one that fails (the line reports it, the harness unplugs it) is
+# replaced, so the run still finishes and the assertions say what went wrong, up to this many.
+MAX_BOARDS = IDS + 4
 PULLED, KILLED = 3, 2  # stations
 SLOW_BAUD = 115200
 
@@ -76,12 +78,6 @@ def next_event(line: FactoryProcess) -> tuple:
         raise AssertionError("the line said nothing for 120 s:\n" + "\n".join(line.lines[-40:])) from None
 
 
-# Known flake, left for the next session: in about one run of three the rerun finishes its last
-# boards and then stays silent with stations waiting (no `exit`), so the test waits for an event
-# that never comes; the line's last output is in the failure. It may be the harness (it plugs a
-# board only while fewer boards than IDs were used) or the line (a station that sees no work left
-# while others wait for a board). Run and reported, not allowed to fail the suite meanwhile.
-@pytest.mark.xfail(reason="intermittent: the rerun can stay silent at its end (see above)", strict=False)
 def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_factory, tmp_path):
     stations = stations_factory(4)
     for index in range(4):
@@ -135,6 +131,7 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
     # --- run 2: the pulled board is plugged in again; everything still plugged stays
     stations.plug(PULLED, pulled)
     second = run(args)  # no IDs given: the manifest has them
+    failed = 0
     while True:
         name, port, rest = next_event(second)
         if name == "exit":
@@ -142,7 +139,8 @@ def test_pulled_board_and_killed_factory_resume_without_reissuing(stations_facto
         index = stations.station_of(port) if port in stations.ports else None
         if name in ("done", "failed", "skipped", "no-ids"):
             stations.unplug(index)
-        elif name == "waiting" and len(stations.used) < IDS:
+            failed += name == "failed"
+        elif name == "waiting" and len(stations.used) - failed < IDS and len(stations.used) < MAX_BOARDS:
             plug(stations, index)
     assert second.wait(30) == 0, second.output()
 

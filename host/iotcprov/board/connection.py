@@ -87,13 +87,14 @@ def _ils(p):
 """
 
 BOARD_FACTS = """\
-import sys
+import sys,gc
+gc.collect()
 try:
  import machine;u=binascii.hexlify(machine.unique_id()).decode()
 except Exception:
  u=None
 print(repr((sys.implementation.version[:3],sys.version,getattr(sys.implementation,'_mpy',None),
- sys.platform,deflate is not None,u,getattr(sys.implementation,'_machine',''))))
+ sys.platform,deflate is not None,u,getattr(sys.implementation,'_machine',''),gc.mem_free())))
 """
 
 
@@ -106,6 +107,12 @@ class BoardFacts:
     has_deflate: bool
     unique_id: str | None
     machine: str
+    free_heap: int  # bytes free in the raw REPL, after a collection
+
+    @property
+    def zlib_wbits(self) -> int:
+        """The zlib window this board can inflate (`bundle.window_bits`)."""
+        return bundle.window_bits(self.free_heap if self.has_deflate else None)
 
     @property
     def mpy_version(self) -> tuple[int, int] | None:
@@ -148,6 +155,14 @@ class BoardSession:
         self._wire = _CountingSerial(transport.serial)
         transport.serial = self._wire
         self._facts: BoardFacts | None = None
+        self._defined: set[str] = set()  # bundle helpers this session defined on the board
+
+    def _define(self, helper: str) -> bool:
+        """Whether the call must define `helper` first: once per session (globals of the raw REPL
+        last until a soft reset, which a session does only as it opens)."""
+        first = helper not in self._defined
+        self._defined.add(helper)
+        return first
 
     # --- wire ------------------------------------------------------------------------------------
 
@@ -202,8 +217,8 @@ class BoardSession:
 
     def facts(self) -> BoardFacts:
         if self._facts is None:
-            version, text, mpy, platform, has_deflate, unique_id, machine = self.eval_output(BOARD_FACTS)
-            self._facts = BoardFacts(tuple(version), text, mpy, platform, has_deflate, unique_id, machine)
+            version, *rest = self.eval_output(BOARD_FACTS)
+            self._facts = BoardFacts(tuple(version), *rest)
         return self._facts
 
     def eval_output(self, code: str):
@@ -234,14 +249,16 @@ class BoardSession:
         """SHA-256 (hex) of each file computed on the board; None for a missing file."""
         if not paths:
             return {}
-        digests = self.eval(f"[_ih(p) for p in {paths!r}]")
+        base, names = bundle.common_folder(paths)  # each folder once on the line
+        digests = self.eval(f"[_ih({base!r}+p) for p in {names!r}]")
         return dict(zip(paths, digests, strict=True))
 
     def write_file(self, path: str, data: bytes) -> None:
         """Write `data` to `path`, compressed on the wire when that is shorter, and check the
         SHA-256 the board computes of what it wrote."""
         expected = hashlib.sha256(data).hexdigest()
-        packed = bundle.compress(data) if self.facts().has_deflate else None
+        facts = self.facts()
+        packed = bundle.compress(data, facts.zlib_wbits) if facts.has_deflate else None
         if packed is not None and len(packed) < len(data):
             staging = path + ".z"
             calls = _chunk_calls(staging, packed)
@@ -259,11 +276,14 @@ class BoardSession:
 
     def send_raw(self, path: str, data: bytes, progress: Progress | None = None) -> None:
         """Write `data` to the file `path` as raw bytes on the wire, a quarter fewer than base64:
-        the board reads them from the REPL's stdin with Ctrl-C disabled and acknowledges each
-        chunk; at most `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`)."""
+        the board reads them from the REPL's stdin and acknowledges each chunk; at most
+        `bundle.RECEIVE_WINDOW` bytes are in flight (`bundle.RECEIVE_HELPER`). Ctrl-C bytes go
+        escaped (`bundle.escape`), so Ctrl-C still interrupts the board if this host goes away.
+        `progress` counts bytes on the wire, escapes included."""
         chunk, window = bundle.RECEIVE_CHUNK, bundle.RECEIVE_WINDOW
+        data = bundle.escape(data)
         try:
-            self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data)))
+            self._transport.exec_raw_no_follow(bundle.receive_call(path, len(data), self._define("_ib")))
             self._expect_ack()
             sent = acked = 0
             while acked * chunk < len(data):
@@ -304,7 +324,10 @@ class BoardSession:
         file by file; each file's SHA-256, computed on the board, must match. The stream goes as
         raw bytes (`send_raw`), the rest as base64 text. `progress(done, total)` follows the bytes
         the board has taken (of the stream, or of the files one by one)."""
-        packed, entries = bundle.pack(files) if len(files) > 1 and self.facts().has_deflate else (b"", [])
+        facts = self.facts()
+        packed, entries = (b"", [])
+        if len(files) > 1 and facts.has_deflate:
+            packed, entries = bundle.pack(files, facts.zlib_wbits)
         if not entries or len(packed) >= sum(len(data) for data in files.values()):
             folders: set[str] = set()
             total, done = sum(len(data) for data in files.values()), 0
@@ -319,12 +342,15 @@ class BoardSession:
                     progress(done, total)
             return
         self.send_raw(bundle.STAGING, packed, progress)
-        written = ast.literal_eval(self.exec(bundle.expand_call(entries)).strip())
-        for (path, _), expected, got in zip(entries, bundle.digests(files, entries), written, strict=True):
-            if got != expected:
-                raise OperationError(
-                    f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
-                )
+        written = ast.literal_eval(self.exec(bundle.expand_call(entries, self._define("_ix"))).strip())
+        if written == bundle.combined_digest(files, entries):
+            return
+        on_board = self.hash_files([path for path, _ in entries])  # which one: for the message
+        bad = [path for path, _ in entries if on_board[path] != hashlib.sha256(files[path]).hexdigest()]
+        culprit = bad[0] if bad else "a file"
+        raise OperationError(
+            f"--port {self.port}: {culprit} did not verify on the board (SHA-256 mismatch); retry"
+        )
 
 
 def _chunk_calls(path: str, data: bytes) -> list[str]:
@@ -336,12 +362,14 @@ def _chunk_calls(path: str, data: bytes) -> list[str]:
     return calls
 
 
-_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot")
+_MICROPYTHON_SAYS = ("MicroPython", "raw REPL", ">>>", "soft reboot", "Traceback")
 
 
 def _enter_raw_repl(transport: SerialTransport, soft_reset: bool, timeout: float) -> None:
     """mpremote's enter_raw_repl, tried a second time when what came back was MicroPython talking
-    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know)."""
+    (a board busy booting can miss the first Ctrl-C / Ctrl-A, as mpremote users know; code that
+    the Ctrl-C interrupted can have read the Ctrl-A first, e.g. a `send_raw` receiver left by a
+    host that went away mid-transfer: its traceback came back)."""
     for attempt in (1, 2):
         heard = io.StringIO()  # enter_raw_repl prints what it received when it fails
         try:

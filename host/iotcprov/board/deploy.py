@@ -102,6 +102,17 @@ def read_deployed(session: BoardSession) -> dict | None:
     return deployed if isinstance(deployed, dict) else None
 
 
+def _stale_files(session: BoardSession, files: dict[str, bytes]) -> list[str]:
+    """Files under FIRMWARE_DIR on the board that `files` (all on the board by now) does not have.
+    A flat firmware folder holding as many entries as `files` puts there has none: a count comes
+    back in a few bytes, a listing in about 30 a file."""
+    ours = [path for path in files if path.startswith(FIRMWARE_DIR + "/")]
+    flat = all("/" not in path[len(FIRMWARE_DIR) + 1 :] for path in ours)
+    if flat and session.eval(f"len(os.listdir({FIRMWARE_DIR!r}))") == len(ours):
+        return []
+    return sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
+
+
 def _board_files(session: BoardSession, folder: str) -> list[str]:
     """Every file under `folder` on the board (recursively)."""
     found, pending = [], [folder]
@@ -136,7 +147,7 @@ def deploy_session(
         same = on_board[path] == hashlib.sha256(files[path]).hexdigest()
         (skipped if same else written).append(path)
     session.write_files({path: files[path] for path in written}, progress)  # one compressed stream if it can
-    removed = sorted(set(_board_files(session, FIRMWARE_DIR)) - set(files))
+    removed = _stale_files(session, files)
     for path in removed:
         session.remove_tree(path)
     has_main = MAIN in files or any(name == MAIN[1:] for name, _ in session.list_dir("/") or [])

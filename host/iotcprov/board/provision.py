@@ -174,13 +174,11 @@ def write_identity(
         folder = identity_dir(bundle.folder)
         session.remove_tree(folder)  # a leftover of an interrupted attempt; never the active one
         session.makedirs(folder)
-        # identity.json last: a folder without it is plainly incomplete to anyone looking.
-        for name in sorted(bundle.files, key=lambda n: n == IDENTITY_FILE):
-            session.write_file(f"{folder}/{name}", bundle.files[name])
-        if not _folder_verified(session, bundle):
-            raise OperationError(
-                f"--port {session.port}: the new identity did not verify on the board; retry"
-            )
+        # identity.json last: a folder without it is plainly incomplete to anyone looking. One
+        # compressed stream when the board inflates (`BoardSession.write_files`), each file's
+        # SHA-256 checked as it is written.
+        names = sorted(bundle.files, key=lambda n: n == IDENTITY_FILE)
+        session.write_files({f"{folder}/{name}": bundle.files[name] for name in names})
         _write_atomically(session, ACTIVE, bundle.active_file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
@@ -192,7 +190,7 @@ def write_identity(
         replaced_device_id=replaced,
         clock_set=clock_set,
         has_wifi=WIFI_FILE in bundle.files,
-        has_firmware=bool(session.list_dir(FIRMWARE_DIR)),
+        has_firmware=session.eval(f"bool(_ils({FIRMWARE_DIR!r}))"),  # not the listing: a shorter answer
         bytes_sent=session.bytes_sent - sent,
         bytes_received=session.bytes_received - received,
         seconds=time.monotonic() - started,

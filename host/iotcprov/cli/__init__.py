@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "virtual_board",
     "board",
     "factory",
+    "central",
 ]
 
 

@@ -23,6 +23,7 @@ from iotcprov.board.identity import (
     parse_dps_host,
 )
 from iotcprov.board.trust import resolve_trust
+from iotcprov.central.auth import TOKEN_ENV
 from iotcprov.cli.progress import progress_bar
 from iotcprov.errors import InputError
 from iotcprov.secret_input import GROUP_KEY, SecretOption
@@ -55,10 +56,14 @@ def _json(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _identity_options(parser: argparse.ArgumentParser, required: bool) -> None:
+def _identity_options(parser: argparse.ArgumentParser, required: bool, central: bool = False) -> None:
     group = parser.add_argument_group("identity")
     group.add_argument(
-        "--id-scope", required=required, metavar="SCOPE", help="the DPS ID scope, e.g. 0ne00ABCDEF"
+        "--id-scope",
+        required=required and not central,
+        metavar="SCOPE",
+        help="the DPS ID scope, e.g. 0ne00ABCDEF"
+        + (" (with --central: from the application)" if central else ""),
     )
     group.add_argument("--device-id", required=required, metavar="ID", help="the device ID")
     GROUP_KEY.add_to(group)
@@ -116,7 +121,21 @@ def _register_ports(subparsers: argparse._SubParsersAction) -> None:
 def _register_provision(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("provision", help="write a device identity onto a board, atomically")
     _port(parser)
-    _identity_options(parser, required=True)
+    _identity_options(parser, required=True, central=True)
+    central = parser.add_argument_group("IoT Central application (docs/central.md)")
+    central.add_argument(
+        "--central", metavar="APP",
+        help="take the ID scope and the device's keys from this application (SUBDOMAIN or its URL), "
+        "creating the device there when it is missing; no group key on the host. The API is trusted "
+        "by --trust when that is a file (the emulator)",
+    )  # fmt: skip
+    central.add_argument(
+        "--central-token-file", metavar="FILE", help="a file holding the application's API token "
+        f"(or set {TOKEN_ENV})",
+    )  # fmt: skip
+    central.add_argument(
+        "--central-entra", action="store_true", help="authenticate with Microsoft Entra ID instead"
+    )
     parser.add_argument("--replace", action="store_true", help="overwrite a board that holds another device")
     parser.add_argument("--no-clock", action="store_true", help="do not set the board's clock from the host")
     _json(parser)
@@ -223,12 +242,48 @@ def _credential(args: argparse.Namespace) -> SasCredential | X509Credential:
     return credential_input.x509_from_files(args.cert, args.key, args.chain)
 
 
+def _from_central(args: argparse.Namespace) -> tuple[str, SasCredential | X509Credential]:
+    """The ID scope and credential for `provision --central`: the device's keys from the
+    application, or the certificate given (--cert/--key) for X.509."""
+    from iotcprov.central.auth import resolve_auth
+    from iotcprov.central.client import App, CentralClient
+    from iotcprov.central.provisioning import prepare_device
+
+    if GROUP_KEY.on_command_line(args) or DEVICE_KEY.on_command_line(args):
+        raise InputError(
+            "--central: the device's keys come from the application; give no --group-key or --device-key "
+            "(for X.509 give --cert and --key)"
+        )
+    x509 = args.cert is not None or args.key is not None
+    trust = None if args.trust == "azure" else Path(args.trust)
+    app = App.parse(args.central, "--central", trust)
+    auth = resolve_auth(args.central_token_file, args.central_entra, field_name="--central-token-file")
+    client = CentralClient(app, auth)
+    setup = prepare_device(client, args.device_id, want_keys=not x509)
+    if args.id_scope and args.id_scope != setup.id_scope:
+        raise InputError(
+            f"--id-scope: {args.id_scope} is not the application's ID scope ({setup.id_scope}); leave it out"
+        )
+    if setup.created:
+        print(f"created device {args.device_id} in {app.host}", file=sys.stderr)
+    for warning in setup.warnings:
+        _warn(warning)
+    if x509:
+        return setup.id_scope, _credential(args)
+    assert setup.credential is not None
+    return setup.id_scope, setup.credential
+
+
 def _bundle(args: argparse.Namespace) -> IdentityBundle:
     dps_host, dps_port = parse_dps_host(args.dps_host)
+    if getattr(args, "central", None):
+        id_scope, credential = _from_central(args)
+    else:
+        id_scope, credential = args.id_scope, _credential(args)
     request = IdentityRequest(
-        id_scope=args.id_scope,
+        id_scope=id_scope,
         device_id=args.device_id,
-        credential=_credential(args),
+        credential=credential,
         trust=resolve_trust(args.trust),
         dps_host=dps_host,
         dps_port=dps_port,
@@ -275,6 +330,8 @@ def run_ports(args: argparse.Namespace) -> int:
 
 
 def run_provision(args: argparse.Namespace) -> int:
+    if not args.central and not args.id_scope:
+        raise InputError("--id-scope: missing; give the DPS ID scope, or --central APP to take it from there")
     bundle = _bundle(args)
     result = provision.provision(
         args.port, bundle, replace=args.replace, wifi=wifi_settings(args), set_clock=not args.no_clock

@@ -41,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="an X.509 enrollment group with a generated test CA and device certificate (default: SAS)",
     )
     parser.add_argument(
+        "--central",
+        action="store_true",
+        help="enroll through IoT Central's REST API as the emulator serves it (an API token, devices, "
+        "groups, proof of possession) instead of its admin API",
+    )
+    parser.add_argument(
         "--keep",
         type=Path,
         metavar="DIR",
@@ -62,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     printer.header(args.x509)
     previous = signal.signal(signal.SIGTERM, _interrupt)  # stop everything on SIGTERM too
     try:
-        summary = run_demo(DemoOptions(x509=args.x509, keep=args.keep), on_event=printer.event)
+        options = DemoOptions(x509=args.x509, central=args.central, keep=args.keep)
+        summary = run_demo(options, on_event=printer.event)
     finally:
         signal.signal(signal.SIGTERM, previous)
     printer.summary(summary)

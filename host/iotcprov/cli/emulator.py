@@ -100,6 +100,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="HOST:PORT",
         help="HTTPS endpoint of the IoT Central API (default localhost:0)",
     )
+    start.add_argument(
+        "--no-auto-approve",
+        action="store_true",
+        help="IoT Central's automatic approval off: a device not created through the API first waits "
+        "for approval (PATCH /api/devices/ID {\"enabled\": true}, or `iotcprov central devices approve`)",
+    )
     start.add_argument("--hub-name", default="localhost", help="host name DPS assigns devices to")
     start.add_argument(
         "--san",
@@ -207,6 +213,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     events.add_argument("--after", type=int, metavar="ID", help="only events after this event ID")
     command("stats", "counters: TLS handshakes, registrations, connections, telemetry", _stats)
 
+    token = command("token", "IoT Central API tokens for the emulated application", None)
+    token_commands = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    token_create = _add(token_commands, "create", help="issue an API token (printed this once)")
+    token_create.add_argument("--id", default="iotcprov", help="the token's ID (default: iotcprov)")
+    token_create.add_argument(
+        "--role", choices=["administrator", "builder", "operator"], default="administrator", help="its role"
+    )
+    token_create.add_argument("--days", type=float, default=365, help="days it stays valid (default: 365)")
+    token_create.add_argument(
+        "--out", metavar="FILE", help="write the token to FILE (mode 0600) instead of printing it"
+    )
+    token_create.set_defaults(func=_token_create)
+    settings = command("settings", "application settings: automatic approval of new devices", _settings)
+    settings.add_argument("--auto-approve", choices=["on", "off"], help="turn automatic approval on or off")
+
     fault = command("fault", "inject faults (see docs/emulator.md)", None)
     fault_commands = fault.add_subparsers(dest="fault_command", metavar="KIND", required=True)
 
@@ -281,6 +302,7 @@ def _start(args: argparse.Namespace) -> int:
         stop_on_stdin_eof=args.stop_on_stdin_eof,
         central=args.central,
         dashboard=args.dashboard,
+        auto_approve=not args.no_auto_approve,
     )
     return 0
 
@@ -384,6 +406,27 @@ def _events(args: argparse.Namespace) -> int:
 
 def _stats(args: argparse.Namespace) -> int:
     _print(_client(args).stats())
+    return 0
+
+
+def _token_create(args: argparse.Namespace) -> int:
+    from iotcprov.outputs import OutputFile, write_outputs
+
+    issued = _client(args).create_api_token(args.id, args.role, args.days)
+    if args.out:
+        write_outputs([OutputFile(Path(args.out), issued["token"].encode(), secret=True)], force=True)
+        _print({**{k: v for k, v in issued.items() if k != "token"}, "file": args.out})
+    else:
+        _print(issued)
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.auto_approve is not None:
+        _print(client.set_auto_approve(args.auto_approve == "on"))
+    else:
+        _print(client.settings())
     return 0
 
 

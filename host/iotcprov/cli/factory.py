@@ -15,10 +15,12 @@ from iotcprov.board.flash import read_firmware
 from iotcprov.board.flash_baud import parse_baud
 from iotcprov.board.identity import GLOBAL_DPS_HOST, MQTT_TLS_PORT, parse_dps_host
 from iotcprov.board.trust import resolve_trust
+from iotcprov.central.auth import TOKEN_ENV
 from iotcprov.cli.board import WIFI_PASSWORD, wifi_settings
 from iotcprov.credentials import pki, pki_files
 from iotcprov.errors import InputError
 from iotcprov.factory import events as ev
+from iotcprov.factory.central import CentralKeySource, CentralLink
 from iotcprov.factory.credentials import CaSource, CredentialSource, GroupKeySource
 from iotcprov.factory.devices import DeviceEntry, generate_range, read_devices
 from iotcprov.factory.job import DEFAULT_BOOT_TIMEOUT, DEFAULT_ONLINE_TIMEOUT, FactoryJob, FlashStep
@@ -84,7 +86,9 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     )
 
     identity = parser.add_argument_group("identity")
-    identity.add_argument("--id-scope", required=True, metavar="SCOPE", help="the DPS ID scope")
+    identity.add_argument(
+        "--id-scope", metavar="SCOPE", help="the DPS ID scope (with --central: from the application)"
+    )
     GROUP_KEY.add_to(identity)
     identity.add_argument("--ca-cert", type=Path, metavar="FILE", help="X.509: the CA issuing device leaves")
     identity.add_argument(
@@ -115,6 +119,25 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     )
     identity.add_argument("--wifi-ssid", metavar="SSID", help="Wi-Fi network name")
     WIFI_PASSWORD.add_to(identity)
+
+    central = parser.add_argument_group("IoT Central application (docs/central.md)")
+    central.add_argument(
+        "--central", metavar="APP",
+        help="the application (SUBDOMAIN or its URL): the ID scope from it, each device's own keys "
+        "from it when no --group-key or --ca-cert is given, its verdict after --online-check; its "
+        "API is trusted by --trust when that is a file (the emulator)",
+    )  # fmt: skip
+    central.add_argument(
+        "--central-token-file", metavar="FILE", help=f"a file holding its API token (or set {TOKEN_ENV})"
+    )
+    central.add_argument(
+        "--central-entra", action="store_true", help="authenticate with Microsoft Entra ID instead"
+    )
+    central.add_argument(
+        "--create-devices", action="store_true",
+        help="create each device in the application before its board is provisioned (approved: "
+        "needed when automatic approval is off)",
+    )  # fmt: skip
 
     steps = parser.add_argument_group("steps")
     steps.add_argument("--flash-image", type=Path, metavar="FILE", help="flash this MicroPython .bin first")
@@ -233,11 +256,31 @@ def _stations(args: argparse.Namespace) -> PortList | Watch:
     return PortList(tuple(port.strip() for port in args.ports.split(",")))
 
 
-def _credentials(args: argparse.Namespace) -> CredentialSource:
+def _central(args: argparse.Namespace) -> CentralLink | None:
+    if not args.central:
+        if args.create_devices or args.central_token_file or args.central_entra:
+            raise InputError("--create-devices: only with --central APP")
+        return None
+    from iotcprov.central.auth import resolve_auth
+    from iotcprov.central.client import App, CentralClient
+
+    trust = None if args.trust == "azure" else Path(args.trust)
+    auth = resolve_auth(args.central_token_file, args.central_entra, field_name="--central-token-file")
+    return CentralLink(CentralClient(App.parse(args.central, "--central", trust), auth), args.create_devices)
+
+
+def _credentials(args: argparse.Namespace, central: CentralLink | None = None) -> CredentialSource:
     group = GROUP_KEY.on_command_line(args)
     ca = args.ca_cert is not None or args.ca_key is not None
     if not group and not ca and GROUP_KEY.given(args):
         group = True
+    if central is not None and not group and not ca:
+        if not central.create_devices:
+            raise InputError(
+                "--create-devices: the devices' keys come from the application, which gives them only "
+                "for devices it lists; add --create-devices, or give --group-key or --ca-cert/--ca-key"
+            )
+        return CentralKeySource(central)
     if group == ca:
         raise InputError(
             "--group-key: give exactly one credential source: --group-key, or --ca-cert with --ca-key"
@@ -262,11 +305,19 @@ def _flash(args: argparse.Namespace) -> FlashStep | None:
     )
 
 
-def build_job(args: argparse.Namespace) -> FactoryJob:
+def build_job(args: argparse.Namespace, first_device: str | None = None) -> FactoryJob:
     dps_host, dps_port = parse_dps_host(args.dps_host)
+    central = _central(args) if hasattr(args, "central") else None
+    credentials = _credentials(args, central)
+    id_scope = args.id_scope
+    if id_scope is None:
+        if central is None:
+            raise InputError("--id-scope: missing; give the DPS ID scope, or --central APP to read it there")
+        id_scope = central.id_scope(first_device)
     return FactoryJob(
-        id_scope=args.id_scope,
-        credentials=_credentials(args),
+        id_scope=id_scope,
+        credentials=credentials,
+        central=central,
         trust=resolve_trust(args.trust),
         dps_host=dps_host,
         dps_port=dps_port,
@@ -326,7 +377,7 @@ def _sigterm_as_ctrl_c():
 def run_factory(args: argparse.Namespace) -> int:
     devices = _devices(args)
     stations = _stations(args)
-    job = build_job(args)
+    job = build_job(args, devices[0].device_id if devices else None)
     console = Console(highlight=False)
     title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {redact(args.manifest)}"
     view = _JsonLines() if args.json else make_view(console, title, plain=args.plain)
@@ -373,6 +424,13 @@ def _print_summary(console: Console, summary: RunSummary) -> None:
     for port, outcome in summary.failures:
         who = outcome.device_id or outcome.board_id or "board"
         console.out(f"failed: {port} {who} at {outcome.stage}: {outcome.error}", highlight=False)
+    waiting = [o.device_id for _port, o in summary.failures if "approve it with" in (o.error or "")]
+    if waiting:
+        console.out(
+            f"{len(waiting)} device(s) wait for approval in the application: approve each with "
+            "`iotcprov central devices approve --device-id ID`, or run with --create-devices",
+            highlight=False,
+        )
     if after.claimed + after.failed:
         console.out(
             "boards holding an unfinished ID resume with that ID: plug them in and run again with "

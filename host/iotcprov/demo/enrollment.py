@@ -19,6 +19,7 @@ from iotcprov.outputs import OutputFile, write_outputs
 
 SAS_GROUP = "demo-sas-devices"
 X509_GROUP = "demo-x509-devices"
+CENTRAL_SAS_GROUP = "SAS-IoT-Devices"  # the application's default SAS group
 CA_NAME = "iotcprov demo CA (test only)"
 
 
@@ -56,6 +57,12 @@ def x509_group(admin, device_id: str, folder: Path, on_progress=lambda text, **d
     if not verified.get("verified"):
         raise OperationError(f"the emulator did not verify the CA of group {X509_GROUP!r}")
     on_progress("proof of possession accepted: the group's CA is verified", group=X509_GROUP)
+    return _device_leaf(ca, ca_key, device_id, folder, on_progress)
+
+
+def _device_leaf(ca, ca_key, device_id: str, folder: Path, on_progress) -> Enrollment:
+    """A device leaf under `ca`, written into `folder` and read back as provisioning reads it."""
+    thumbprint = pki.thumbprint_sha256(ca)
     leaf_key = pki.generate_key("ec")
     leaf = pki.make_device_cert(device_id, leaf_key, ca, ca_key, days=30)
     cert_path, key_path = folder / f"{device_id}.pem", folder / f"{device_id}.key.pem"
@@ -74,3 +81,40 @@ def x509_group(admin, device_id: str, folder: Path, on_progress=lambda text, **d
         device_id=device_id, thumbprint=pki.thumbprint_sha256(leaf),
     )  # fmt: skip
     return Enrollment(X509_GROUP, "x509", credential, thumbprint, (folder / "ca.pem", cert_path, key_path))
+
+
+# --- the same through IoT Central's REST API (demo --central) ---------------------------------------
+
+
+def central_sas(client, device_id: str, on_progress=lambda text, **data: None) -> Enrollment:
+    """The device created in the application; its own keys from its credentials (no group key on
+    the host at all)."""
+    from iotcprov.central import service
+
+    service.create_device(client, device_id)
+    on_progress(f"PUT /api/devices/{device_id}: device created in the application", device_id=device_id)
+    found = service.credentials(client, device_id)
+    on_progress("GET .../credentials: the ID scope and the device's own keys", device_id=device_id)
+    return Enrollment(CENTRAL_SAS_GROUP, "sas", SasCredential(found["symmetricKey"]["primaryKey"]))
+
+
+def central_x509(client, device_id: str, folder: Path, on_progress=lambda text, **data: None) -> Enrollment:
+    """An X.509 enrollment group made through the API, its CA verified by proof of possession
+    (generateVerificationCode, a certificate for the code, verify), the device created, and a leaf."""
+    from iotcprov.central import service
+    from iotcprov.credentials.pki_files import Issuer
+
+    ca_key = pki.generate_key("ec")
+    ca = pki.make_root_ca(CA_NAME, ca_key)
+    service.create_group(client, X509_GROUP, None, True, ca)
+    on_progress(
+        f"PUT /api/enrollmentGroups/{X509_GROUP} and its certificate: X.509 group with a new test CA",
+        group=X509_GROUP, ca_thumbprint=pki.thumbprint_sha256(ca),
+    )  # fmt: skip
+    verified = service.verify_group(client, X509_GROUP, Issuer(ca, [], ca_key))
+    if not verified.verified:
+        raise OperationError(f"the application did not verify the CA of group {X509_GROUP!r}")
+    on_progress("generateVerificationCode, verify: the group's CA is verified", group=X509_GROUP)
+    service.create_device(client, device_id)
+    on_progress(f"PUT /api/devices/{device_id}: device created in the application", device_id=device_id)
+    return _device_leaf(ca, ca_key, device_id, folder, on_progress)

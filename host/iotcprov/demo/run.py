@@ -30,6 +30,7 @@ class DemoUnavailable(OperationError):
 @dataclass(frozen=True)
 class DemoOptions:
     x509: bool = False  # an X.509 enrollment group with a generated CA, instead of a SAS group
+    central: bool = False  # enroll through the emulator's IoT Central REST API (docs/central.md)
     keep: Path | None = None  # keep the work folder (emulator data, board files, console log) here
     baud: int = 115200  # the virtual board's UART speed (0: unthrottled)
 
@@ -111,7 +112,9 @@ def run_demo(options: DemoOptions, on_event: Callable[[DemoEvent], None] | None 
     step_seconds: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         work = _work_folder(stack, options.keep)
-        ctx = DemoContext(timeline, stack, work, x509=options.x509, baud=options.baud)
+        ctx = DemoContext(
+            timeline, stack, work, x509=options.x509, central=options.central, baud=options.baud
+        )
         for name, step in STEPS:
             if ctx.follower is not None:
                 ctx.follower.step = name

@@ -15,7 +15,7 @@ from iotcprov.board import deploy, provision
 from iotcprov.board.identity import IdentityRequest, build_identity
 from iotcprov.board.trust import roots_from_file
 from iotcprov.demo.console import ConsoleFollower
-from iotcprov.demo.enrollment import Enrollment, sas_group, x509_group
+from iotcprov.demo.enrollment import Enrollment, central_sas, central_x509, sas_group, x509_group
 from iotcprov.demo.timeline import CLOUD, HOST, Timeline
 from iotcprov.errors import OperationError
 
@@ -47,6 +47,7 @@ class DemoContext:
     stack: ExitStack  # everything started is registered here and stopped when it closes
     work: Path  # emulator/, board/, board-state/, credentials/
     x509: bool = False
+    central: bool = False  # enroll through the emulator's IoT Central REST API
     baud: int = 115200
     emulator: object = None  # iotcprov.emulator.Emulator
     board: object = None  # iotcprov.virtual_board.VirtualBoard
@@ -117,8 +118,29 @@ def start_board(ctx: DemoContext) -> None:
     )  # fmt: skip
 
 
+def _central_client(ctx: DemoContext):
+    """A client of the emulator's IoT Central API, with an API token the emulator issued."""
+    from iotcprov.central.auth import ApiToken
+    from iotcprov.central.client import App, CentralClient
+
+    info = ctx.emulator.info
+    token = ctx.admin.create_api_token("demo")["token"]
+    ctx.emit(CLOUD, "enrollment", f"API token issued; IoT Central's REST API at {info['central_url']}/api")
+    app = App.parse(info["central_url"], "central_url", Path(info["ca_cert"]))
+    return CentralClient(app, ApiToken(token))
+
+
 def enroll(ctx: DemoContext) -> None:
-    if ctx.x509:
+    if ctx.central:
+        client = _central_client(ctx)
+        progress = lambda text, **data: ctx.emit(CLOUD, "enrollment", text, **data)  # noqa: E731
+        if ctx.x509:
+            ctx.enrollment = central_x509(client, ctx.device_id, ctx.work / "credentials", progress)
+            text = "through the API: the board gets its own certificate; the CA key stays in memory"
+        else:
+            ctx.enrollment = central_sas(client, ctx.device_id, progress)
+            text = "through the API: the board gets its device's own keys; no group key on the host"
+    elif ctx.x509:
         ctx.enrollment = x509_group(
             ctx.admin, ctx.device_id, ctx.work / "credentials",
             on_progress=lambda text, **data: ctx.emit(CLOUD, "enrollment", text, **data),

@@ -15,7 +15,7 @@ from iotcprov.emulator.control import Control, ControlError
 
 MAX_BODY = 4 * 1024 * 1024
 MAX_BODY_DEPTH = 32  # JSON nesting; deeper would exhaust the parser's recursion
-CREATING_PATHS = ("/groups", "/enrollments", "/faults")  # POST there answers 201
+CREATING_PATHS = ("/groups", "/enrollments", "/faults", "/tokens")  # POST there answers 201
 READ_TIMEOUT = 5.0  # seconds to receive a whole request; a client that stalls loses the connection
 
 
@@ -113,6 +113,13 @@ class AdminApi:
                 ),
             ),
             ("GET", r"/stats", lambda m, q, b: c.stats()),
+            ("GET", r"/settings", lambda m, q, b: c.settings()),
+            ("PATCH", r"/settings", lambda m, q, b: c.set_settings(b.get("auto_approve"))),
+            (
+                "POST",
+                r"/tokens",
+                lambda m, q, b: c.create_api_token(b.get("id"), b.get("role"), b.get("days", 365)),
+            ),
         ]
 
     def route_table(self) -> list[web.RouteDef]:

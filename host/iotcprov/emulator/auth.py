@@ -298,6 +298,9 @@ def authenticate_hub(
         or (device["assigned_hub"] or "").lower() != hub.lower()
     ):
         raise Refusal("device is not registered with this hub (provision it through DPS)", device=device_id)
+    listed = store.app_device(device_id)
+    if listed is not None and not listed["enabled"]:
+        raise Refusal("device is blocked in the IoT Central application", device=device_id)
     model_id = params.get("model-id") or None
     if password:
         if device["attestation"] != "sas":

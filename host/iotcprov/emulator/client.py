@@ -176,6 +176,16 @@ class AdminClient:
     def stats(self) -> dict:
         return self.request("GET", "/stats")
 
+    def settings(self) -> dict:
+        return self.request("GET", "/settings")
+
+    def set_auto_approve(self, on: bool) -> dict:
+        return self.request("PATCH", "/settings", {"auto_approve": on})
+
+    def create_api_token(self, token_id: str, role: str | None = None, days: float = 365) -> dict:
+        """An IoT Central API token for the emulated application; the answer holds it this once."""
+        return self.request("POST", "/tokens", {"id": token_id, "role": role, "days": days})
+
 
 class Emulator:
     """A running emulator process (see `running`)."""

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 import re
 import secrets
 import time
+import urllib.parse
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +31,13 @@ from iotcprov.validation import validate_device_id, validate_key
 if TYPE_CHECKING:
     from cryptography import x509
 
+_TOKEN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# IoT Central's built-in roles: role name -> role ID
+ROLES = {
+    "administrator": "ca310b8d-2f4a-44e0-a36e-957c202cd8d4",
+    "builder": "344138e9-8de4-4497-8c54-5237e96d6aaf",
+    "operator": "ae2c9854-393b-4f97-8c42-479d70ce626e",
+}
 _GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-._]{0,127}")
 
 
@@ -94,6 +104,53 @@ class Control:
     def info(self) -> dict:
         return self.info_record
 
+    # ------------------------------------------------------------ the IoT Central application
+    def app_id(self) -> str:
+        """The emulated application's ID (the `sr` of its API tokens), made once per data folder."""
+        app_id = self.store.meta("app_id")
+        if app_id is None:
+            app_id = str(uuid.uuid4())
+            self.store.set_meta("app_id", app_id)
+        return app_id
+
+    def settings(self) -> dict:
+        return {"auto_approve": self.context.config.auto_approve}
+
+    def set_settings(self, auto_approve: Any = None) -> dict:
+        if auto_approve is not None:
+            if not isinstance(auto_approve, bool):
+                raise _bad("auto_approve: give true or false")
+            self.context.config.auto_approve = auto_approve
+            state = "on" if auto_approve else "off"
+            self.context.event("admin", "settings", None, f"automatic approval {state}", self.now())
+        return self.settings()
+
+    def create_api_token(self, token_id: str, role: str | None = None, days: float = 365) -> dict:
+        """An IoT Central API token for this application, returned this once (only a hash is kept)."""
+        if not isinstance(token_id, str) or not _TOKEN_ID.fullmatch(token_id):
+            raise _bad("token_id: use 1-128 letters, digits, '-' or '_'")
+        role = role or "administrator"
+        if role not in ROLES:
+            raise _bad(f"role: use one of {', '.join(ROLES)}")
+        if not isinstance(days, int | float) or not 0 < days <= 3650:
+            raise _bad("days: give 1..3650")
+        expiry_ms = int((self.now() + days * 86400) * 1000)
+        signature = base64.b64encode(secrets.token_bytes(32)).decode()
+        token = "SharedAccessSignature " + "&".join(
+            [
+                f"sr={self.app_id()}",
+                f"sig={urllib.parse.quote(signature, safe='')}",
+                f"skn={token_id}",
+                f"se={expiry_ms}",
+            ]
+        )
+        roles = [{"role": ROLES[role]}]
+        self.store.add_api_token(token_id, hashlib.sha256(token.encode()).hexdigest(), roles, expiry_ms)
+        self.context.event("admin", "API token created", None, token_id, self.now())
+        expiry = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(expiry_ms / 1000))
+        expiry += f".{expiry_ms % 1000:03d}Z"
+        return {"id": token_id, "roles": roles, "expiry": expiry, "token": token}
+
     # ------------------------------------------------------------ enrollment groups
     def create_group(
         self,
@@ -146,6 +203,8 @@ class Control:
         group = self._group(name)
         if group["attestation"] != "x509":
             raise _bad("name: only X.509 groups are verified")
+        if not group["ca_pem"] or not group["verification_code"]:
+            raise _bad("name: the group has no CA certificate to verify yet")
         proof = _certificate(cert, "cert")
         if pki.common_name(proof) != group["verification_code"]:
             raise _bad("cert: subject CN is not the group's verification code")

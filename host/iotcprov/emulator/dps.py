@@ -170,6 +170,29 @@ class DpsSession(MqttSession):
         self.state.operations.pop(operation_id, None)
         return 200, operation.result or {}, None
 
+    def _approval(self, registration_id: str, now: float) -> str | None:
+        """IoT Central's device list: None when the device may register, else why not.
+
+        A device the application does not list yet joins it, approved when automatic approval is
+        on (the default), else waiting for approval (`enabled: false` in the IoT Central API) and
+        refused until someone approves it there. A device the application blocks is refused too.
+        """
+        store = self.context.store
+        listed = store.app_device(registration_id)
+        if listed is None:
+            approved = self.context.config.auto_approve
+            store.put_app_device(registration_id, enabled=1 if approved else 0)
+            if approved:
+                return None
+            listed = store.app_device(registration_id)
+        elif listed["enabled"]:
+            return None
+        assert listed is not None
+        waiting = store.device(registration_id) is None
+        state = "waiting for approval" if waiting else "blocked"
+        self.event("register refused", f"{state} in the application", now)
+        return f"Custom allocation failed: the device is {state} in the IoT Central application."
+
     def _complete(self, device_payload: object, operation: Operation, now: float) -> dict:
         """Decide the registration: assigned (recorded in the store) or disabled (nothing assigned)."""
         assert self.identity is not None
@@ -188,6 +211,10 @@ class DpsSession(MqttSession):
             state.update(status="disabled", errorCode=401005, errorMessage="The enrollment is disabled.")
             return {"operationId": operation.operation_id, "status": "disabled", "registrationState": state}
         store = self.context.store
+        refused = self._approval(registration_id, now)
+        if refused is not None:
+            state.update(status="failed", errorCode=404, errorMessage=refused)
+            return {"operationId": operation.operation_id, "status": "failed", "registrationState": state}
         existing = store.device(registration_id)
         model_id = device_payload.get("modelId") if isinstance(device_payload, dict) else None
         if model_id is None and isinstance(device_payload, dict):

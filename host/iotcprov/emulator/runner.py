@@ -31,6 +31,7 @@ def serve(
     stop_on_stdin_eof: bool = False,
     central: str = "localhost:0",
     dashboard: bool = True,
+    auto_approve: bool = True,
 ) -> None:
     """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
     for field, value in (("--retry-after", retry_after), ("--polls", polls_before_assigned)):
@@ -46,6 +47,7 @@ def serve(
         dps_retry_after=retry_after,
         dps_polls_before_assigned=polls_before_assigned,
         dps_rate_per_minute=rate_per_minute,
+        auto_approve=auto_approve,
     )
     server = EmulatorServer(
         data_dir,

@@ -42,6 +42,9 @@ class Config:
     dps_retry_after: int = 1  # seconds the 202 "assigning" answers ask for
     dps_polls_before_assigned: int = 0  # extra 202 answers to polls; 0 = the result on the first poll
     dps_rate_per_minute: int | None = None
+    # IoT Central's automatic approval: off, a device registering through a group without having
+    # been created in the application first waits for approval (docs/central.md)
+    auto_approve: bool = True
 
 
 @dataclass

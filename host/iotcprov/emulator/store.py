@@ -50,12 +50,22 @@ CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, endpoint TEXT, device TEXT COLLATE NOCASE,
     remaining INTEGER, until REAL, params TEXT NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS app_devices (
+    device_id TEXT PRIMARY KEY COLLATE NOCASE, display_name TEXT, template TEXT,
+    enabled INTEGER NOT NULL DEFAULT 1, simulated INTEGER NOT NULL DEFAULT 0,
+    organizations TEXT NOT NULL DEFAULT '[]', created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    token_id TEXT PRIMARY KEY, token_hash TEXT NOT NULL, roles TEXT NOT NULL, expiry_ms INTEGER NOT NULL,
+    created REAL NOT NULL);
 """
 
-# Columns added after a release: a data folder an older emulator wrote gains them when opened.
-ADDED_COLUMNS = {
-    "devices": {"messages": "INTEGER NOT NULL DEFAULT 0", "last_message": "REAL"},
-}
+# Columns added after the first release: (table, column, declaration), added to an older database.
+ADDED_COLUMNS = [
+    ("groups", "display_name", "TEXT"),
+    ("groups", "group_type", "TEXT NOT NULL DEFAULT 'iot'"),
+    ("devices", "messages", "INTEGER NOT NULL DEFAULT 0"),
+    ("devices", "last_message", "REAL"),
+]
 
 TELEMETRY_KEPT = 200  # per device; older messages are trimmed
 EVENTS_KEPT = 5000
@@ -92,18 +102,17 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
-        self._add_missing_columns()
+        self._add_columns()
         self._telemetry_since_trim: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
 
-    def _add_missing_columns(self) -> None:
-        for table, columns in ADDED_COLUMNS.items():
+    def _add_columns(self) -> None:
+        for table, column, declaration in ADDED_COLUMNS:
             present = {row["name"] for row in self.db.execute(f"PRAGMA table_info({table})")}
-            for name, declaration in columns.items():
-                if name not in present:
-                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+            if column not in present:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     # ------------------------------------------------------------ helpers
     def _one(self, sql: str, *args: Any) -> dict | None:
@@ -133,9 +142,19 @@ class Store:
         return self._one("SELECT * FROM groups WHERE name = ?", name)
 
     def groups(self, attestation: str | None = None) -> list[dict]:
+        """All groups, or those of one attestation. X.509 groups without a CA certificate yet
+        (made through the IoT Central API, whose certificate comes later) count only in the former:
+        nothing can authenticate through them."""
+        if attestation == "x509":
+            return self._all(
+                "SELECT * FROM groups WHERE attestation = 'x509' AND ca_pem IS NOT NULL ORDER BY created"
+            )
         if attestation:
             return self._all("SELECT * FROM groups WHERE attestation = ? ORDER BY created", attestation)
         return self._all("SELECT * FROM groups ORDER BY created")
+
+    def delete_group(self, name: str) -> int:
+        return self.db.execute("DELETE FROM groups WHERE name = ?", (name,)).rowcount
 
     def add_group(self, row: dict) -> None:
         row = {"created": time.time(), **row}
@@ -164,6 +183,50 @@ class Store:
     def update_individual(self, device_id: str, **values: Any) -> None:
         sets = ", ".join(f"{column} = ?" for column in values)
         self.db.execute(f"UPDATE individual SET {sets} WHERE device_id = ?", (*values.values(), device_id))
+
+    def delete_individual(self, device_id: str) -> int:
+        return self.db.execute("DELETE FROM individual WHERE device_id = ?", (device_id,)).rowcount
+
+    # ------------------------------------------------------------ the application's device list
+    def app_device(self, device_id: str) -> dict | None:
+        """A device as IoT Central lists it (created through the API, or approved at registration)."""
+        return self._one("SELECT * FROM app_devices WHERE device_id = ?", device_id)
+
+    def app_devices(self) -> list[dict]:
+        return self._all("SELECT * FROM app_devices ORDER BY device_id")
+
+    def put_app_device(self, device_id: str, **values: Any) -> None:
+        """Create the row (with `values`) or update the columns given."""
+        if self.app_device(device_id) is None:
+            row = {"device_id": device_id, "created": time.time(), **values}
+            columns = ", ".join(row)
+            self.db.execute(
+                f"INSERT INTO app_devices ({columns}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+        elif values:
+            sets = ", ".join(f"{column} = ?" for column in values)
+            self.db.execute(
+                f"UPDATE app_devices SET {sets} WHERE device_id = ?", (*values.values(), device_id)
+            )
+
+    def delete_device(self, device_id: str) -> int:
+        """Forget a device everywhere: the application's list, its registration, its telemetry."""
+        removed = 0
+        for table in ("app_devices", "devices", "telemetry", "c2d"):
+            removed += self.db.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,)).rowcount
+        return removed
+
+    # ------------------------------------------------------------ API tokens (hashes only)
+    def api_token(self, token_id: str) -> dict | None:
+        return self._one("SELECT * FROM api_tokens WHERE token_id = ?", token_id)
+
+    def add_api_token(self, token_id: str, token_hash: str, roles: list, expiry_ms: int) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO api_tokens (token_id, token_hash, roles, expiry_ms, created)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (token_id, token_hash, json.dumps(roles), expiry_ms, time.time()),
+        )
 
     # ------------------------------------------------------------ devices
     def device(self, device_id: str) -> dict | None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from iotcprov.dashboard import emulator as dashboard
+from iotcprov.emulator import central_api
 from iotcprov.emulator.admin_http import MAX_BODY, READ_TIMEOUT, AdminApi
 from iotcprov.emulator.control import Control
 
@@ -32,6 +33,7 @@ def build_app(control: Control, dashboard_token: str | None = None) -> web.Appli
     # Sub-applications mount here: app.add_subapp("/api", ...), app.add_subapp("/dashboard", ...).
     if dashboard_token is not None:
         app.add_subapp("/dashboard", dashboard.build(control, dashboard_token))
+    app.add_subapp("/api", central_api.build(control))
     return app
 
 

@@ -30,6 +30,7 @@ STAGE = "stage"
 PROGRESS = "progress"  # bytes sent so far in the current stage (not audited: too many)
 CLAIMED = "claimed"
 ISSUED = "issued"  # an X.509 leaf was issued (thumbprint)
+CREATED = "created"  # the device was created in the IoT Central application (--create-devices)
 STATUS = "status"  # an `iotc: ...` line from the board during the online check
 DONE = "done"
 SKIPPED = "skipped"

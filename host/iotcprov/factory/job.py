@@ -14,6 +14,7 @@ from iotcprov.board.identity import (
 )
 from iotcprov.board.provision import WifiSettings
 from iotcprov.errors import InputError
+from iotcprov.factory.central import CentralLink
 from iotcprov.factory.credentials import CaSource, CredentialSource
 from iotcprov.factory.devices import check_model_id
 from iotcprov.validation import validate_id_scope
@@ -58,6 +59,7 @@ class FactoryJob:
     labels: Path | None = None
     label_include_key: bool = False
     boot_timeout: float = DEFAULT_BOOT_TIMEOUT  # how long a just-plugged or just-flashed board may take
+    central: CentralLink | None = None  # the IoT Central application: creates devices, checks online
 
     @property
     def auth(self) -> str:

@@ -239,6 +239,9 @@ class BoardWork:
 
     def _bundle(self, state: "_BoardState") -> IdentityBundle:
         source = self.job.credentials
+        central = self.job.central
+        if central is not None and central.before_provision(state.device_id):
+            self.emit(ev.CREATED, state.port, device=state.device_id, board=state.board_id, app=central.host)
         if isinstance(source, CaSource):
             issued = source.issue(state.device_id)
             self.emit(
@@ -271,6 +274,22 @@ class BoardWork:
             raise StageFailed(ev.VERIFY, "; ".join(problems))
 
     def _online_check(self, state: "_BoardState") -> None:
+        """Restart the board and wait for it to register; with an IoT Central application, then
+        ask it too: a device it holds back for approval fails with how to approve it."""
+        central = self.job.central
+        try:
+            self._board_online(state)
+        except StageFailed:
+            problem = central.held_back(state.device_id) if central is not None else None
+            if problem is not None:
+                raise StageFailed(ev.ONLINE, problem) from None
+            raise
+        if central is not None:
+            problem = central.online_problem(state.device_id)
+            if problem is not None:
+                raise StageFailed(ev.ONLINE, problem)
+
+    def _board_online(self, state: "_BoardState") -> None:
         """Restart the board and wait for it to register: `iotc: dps assigned device=<its ID>`."""
         last_status: list[str] = []
 
