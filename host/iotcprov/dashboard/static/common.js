@@ -77,9 +77,10 @@ export function setupOperator() {
 /** Follow the server's event stream; `handlers` maps event names to functions of the data. */
 export function follow(query, handlers) {
   const live = document.getElementById("live");
-  let source;
+  // EventSource reconnects by itself, with the URL it was opened with: the pages drop what they
+  // already hold by its ID, so a replay after a reconnect shows nothing twice.
   const open = (params) => {
-    source = new EventSource(`stream?${new URLSearchParams(params)}`);
+    const source = new EventSource(`stream?${new URLSearchParams(params)}`);
     source.addEventListener("open", () => { if (live) { live.dataset.state = "live"; live.textContent = "Live"; } });
     source.addEventListener("error", () => {
       if (live) { live.dataset.state = "down"; live.textContent = "Reconnecting…"; }
@@ -89,10 +90,6 @@ export function follow(query, handlers) {
     }
   };
   open(typeof query === "function" ? query() : query);
-  return {
-    // after a long outage the stream reopens from where the page is now
-    reopen: () => { source.close(); open(typeof query === "function" ? query() : query); },
-  };
 }
 
 export function formatTime(seconds) {
