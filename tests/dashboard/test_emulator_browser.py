@@ -203,3 +203,27 @@ def test_no_secret_on_any_page_or_stream(page, emu, thermostat, tmp_path):
             assert secret not in text, f"a secret shows in {where}"
         for mark in SECRET_MARKS:
             assert mark not in text, f"{mark!r} shows in {where}"
+
+
+def test_pages_are_labelled_and_usable_from_the_keyboard(page, emu, thermostat):
+    thermostat()
+    registered_at(emu, DEVICE)
+    page.goto(emu.info["dashboard_url"])
+    page.keyboard.press("Tab")
+    assert page.locator(":focus").inner_text() == "Skip to content"
+    page.get_by_label("Search").fill(DEVICE)  # every control is found by its label
+    page.get_by_label("Connection").select_option("connected")
+    page.locator(f'tr[data-device="{DEVICE}"] a').focus()
+    page.keyboard.press("Enter")  # to the device page, by keyboard
+    page.wait_for_selector('figure[data-field="temperature"]')
+    page.get_by_label("Last 5 min").check()
+    page.get_by_label("Operator token").fill(emu.info["dashboard_token"])
+    page.get_by_label("Operator token").press("Enter")
+    page.wait_for_selector("body.operator")
+    for label in ("Component (optional)", "Property", "Value (JSON)", "Command", "Payload (JSON, optional)",
+                  "Timeout (s)", "Body", "Properties (name=value, one per line)"):  # fmt: skip
+        assert page.get_by_label(label, exact=True).is_visible(), label
+    page.get_by_label("Command", exact=True).fill("getMaxMinReport")
+    page.get_by_label("Command", exact=True).press("Enter")  # submits the form
+    page.wait_for_selector("#invoke-answer .status", timeout=30_000)
+    assert page.locator("canvas").first.get_attribute("aria-label").startswith("temperature: ")
