@@ -11,7 +11,7 @@ BIN_MIN   := $(VENV_MIN)/bin
 STAMP_MIN := $(VENV_MIN)/.installed-stamp
 CHECK_PYTHON := @$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "iotcprov needs Python >= 3.11; found %d.%d (set PYTHON=python3.11)" % v[:2])'
 
-.PHONY: demo test test-min lint bench clean
+.PHONY: demo test test-browser test-min lint bench clean
 
 $(STAMP): pyproject.toml setup.py
 	$(CHECK_PYTHON)
@@ -38,6 +38,11 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadscope) $(PYTEST_ARGS)
+
+# Only the dashboards' browser tests (headless Chromium: Debian's `chromium` package); they skip,
+# saying why, where it is missing. `make test` runs them too.
+test-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser tests/dashboard $(PYTEST_ARGS)
 
 test-min: $(STAMP_MIN)
 	@echo "installed at the declared floors:"

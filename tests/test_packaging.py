@@ -58,5 +58,8 @@ def test_wheel_carries_firmware_and_boards(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "iotcprov/firmware/iotc/__init__.py" in names
     assert "iotcprov/boards/esp32.json" in names
+    # the dashboards work offline: every page, style and script ships in the wheel
+    static = root / "host" / "iotcprov" / "dashboard" / "static"
+    assert {f"iotcprov/dashboard/static/{p.name}" for p in static.iterdir()} <= names
     profile = json.loads(zipfile.ZipFile(wheel).read("iotcprov/boards/virtual.json"))
     assert profile["chip"] == "virtual"

@@ -5,6 +5,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import select
 import signal
 import sqlite3
@@ -140,6 +141,7 @@ def test_sas_demo_shows_the_whole_flow_and_leaves_nothing_running(tmp_path):
     summary = lines[-1]
     assert summary["type"] == "summary" and summary["emulator_data"] == str(keep.resolve() / "emulator")
     assert summary["telemetry_messages"] >= 1 and summary["total_seconds"] < 60
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/dashboard/", summary["dashboard_url"])
 
     seen = records(Path(summary["emulator_data"]), summary["device_id"])
     assert_demo_happened(seen, "sas", "demo-sas-devices")

@@ -5,12 +5,23 @@ A terminal gets a coloured timeline (rich); a pipe gets plain lines; --json gets
 """
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
 from pathlib import Path
 
-from iotcprov.demo import BOARD, CLOUD, HOST, DemoEvent, DemoOptions, DemoSummary, check_platform, run_demo
+from iotcprov.demo import (
+    BOARD,
+    CLOUD,
+    HOST,
+    DemoEvent,
+    DemoOptions,
+    DemoSummary,
+    check_platform,
+    run_demo,
+    serve_kept,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--keep",
         type=Path,
         metavar="DIR",
-        help="keep the work folder here (a new or empty folder): emulator data, board files, console log",
+        help="keep the work folder here (a new or empty folder): emulator data, board files, console log; "
+        "at a terminal, then serve the emulator's dashboard on it until Ctrl-C",
     )
     parser.add_argument("--json", action="store_true", help="print JSON lines: each event, then the summary")
     parser.set_defaults(func=run)
@@ -61,7 +73,18 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     printer.summary(summary)
+    if args.keep and summary.emulator_data and not args.json and sys.stdin.isatty():
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends the serving, not an error
+            serve_kept(summary.emulator_data, on_ready=_print_serving)
     return 0
+
+
+def _print_serving(info: dict) -> None:
+    print(
+        f"\nthe kept emulator serves its dashboard at {info['dashboard_url']} until Ctrl-C\n"
+        f"operator token (for control actions on the dashboard): {info['dashboard_token']}",
+        flush=True,
+    )
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -89,6 +112,9 @@ def _summary_rows(summary: DemoSummary) -> list[tuple[str, str]]:
                     f"telemetry {times.get('boot_to_telemetry', 0):.1f} s; "
                     f"total {summary.total_seconds:.1f} s"),
     ]  # fmt: skip
+    if summary.dashboard_url:
+        served = "served while the demo ran; --keep serves it after"
+        rows.append(("dashboard", f"{summary.dashboard_url}  ({served})"))
     if summary.work_dir:
         rows.append(("kept", f"{summary.work_dir}  (the emulator's records: "
                              f"iotcprov emulator start --data {summary.emulator_data})"))  # fmt: skip

@@ -137,6 +137,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="TLS handshakes in progress at once; further connections are closed (default 1000)",
     )
+    start.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="serve no web dashboard (default: at dashboard_url, operator mode with dashboard_token)",
+    )
 
     group = command("group", "enrollment groups", None)
     group_commands = group.add_subparsers(dest="group_command", metavar="ACTION", required=True)
@@ -295,6 +301,7 @@ def _start(args: argparse.Namespace) -> int:
         args.max_handshakes,
         stop_on_stdin_eof=args.stop_on_stdin_eof,
         central=args.central,
+        dashboard=args.dashboard,
         auto_approve=not args.no_auto_approve,
     )
     return 0

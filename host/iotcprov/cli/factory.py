@@ -1,6 +1,7 @@
 """`iotcprov factory run | report | release`: parsing and printing; the line itself is iotcprov.factory."""
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -192,6 +193,13 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     )
     records.add_argument("--plain", action="store_true", help="plain lines even on a terminal")
     records.add_argument("--json", action="store_true", help="JSON lines: every event, then the summary")
+    records.add_argument(
+        "--dashboard",
+        nargs="?",
+        const="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="also serve the line's live view to a browser (default 127.0.0.1, a free port); prints its URL",
+    )
     parser.set_defaults(func=run_factory)
 
 
@@ -373,9 +381,21 @@ def run_factory(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
     title = f"iotcprov factory · scope {job.id_scope} · {job.auth.upper()} · {redact(args.manifest)}"
     view = _JsonLines() if args.json else make_view(console, title, plain=args.plain)
-    with view, _sigterm_as_ctrl_c():
+    dashboard = None
+    if args.dashboard:
+        from iotcprov.dashboard.factory import FactoryDashboard  # aiohttp: loaded only when asked
+
+        dashboard = FactoryDashboard(title, args.dashboard, args.manifest)
+    with dashboard or contextlib.nullcontext(), view, _sigterm_as_ctrl_c():
+        on_event = view.on_event
+        if dashboard is not None:
+            if args.json:
+                print(json.dumps({"event": "dashboard", "url": dashboard.url}), flush=True)
+            else:
+                console.out(f"dashboard: {dashboard.url}", highlight=False)
+            on_event = ev.fan_out(view.on_event, dashboard.on_event)
         summary = run_line(
-            job, args.manifest, devices, stations, on_event=view.on_event, audit_path=args.audit,
+            job, args.manifest, devices, stations, on_event=on_event, audit_path=args.audit,
             station=args.station, claim_timeout=args.claim_timeout,
         )  # fmt: skip
     if args.json:

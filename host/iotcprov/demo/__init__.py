@@ -6,7 +6,15 @@ telemetry, acknowledges a writable property and answers a command, each checked 
 records; then everything stops. `run_demo(DemoOptions(...), on_event=...)` returns a DemoSummary.
 """
 
-from iotcprov.demo.run import DemoFailed, DemoOptions, DemoSummary, DemoUnavailable, check_platform, run_demo
+from iotcprov.demo.run import (
+    DemoFailed,
+    DemoOptions,
+    DemoSummary,
+    DemoUnavailable,
+    check_platform,
+    run_demo,
+    serve_kept,
+)
 from iotcprov.demo.timeline import BOARD, CLOUD, HOST, DemoEvent
 
 __all__ = [
@@ -20,4 +28,5 @@ __all__ = [
     "DemoUnavailable",
     "check_platform",
     "run_demo",
+    "serve_kept",
 ]

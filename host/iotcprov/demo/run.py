@@ -58,6 +58,7 @@ class DemoSummary:
     total_seconds: float
     work_dir: str | None  # the kept folder (--keep), else None
     emulator_data: str | None  # its emulator/ folder: `Emulator.running(this)` reads the records
+    dashboard_url: str | None = None  # the emulator's dashboard while the demo ran
     events: list[DemoEvent] = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
@@ -148,5 +149,15 @@ def run_demo(options: DemoOptions, on_event: Callable[[DemoEvent], None] | None 
         total_seconds=round(timeline.elapsed(), 2),
         work_dir=str(work) if kept else None,
         emulator_data=str(work / "emulator") if kept else None,
+        dashboard_url=facts.get("dashboard_url"),
         events=list(timeline.events),
     )
+
+
+def serve_kept(emulator_data: Path | str, on_ready: Callable[[dict], None]) -> None:
+    """Serve the kept emulator data again, its dashboard included, until Ctrl-C or SIGTERM
+    (`demo --keep` at a terminal). `on_ready` gets the start line's fields (dashboard_url,
+    dashboard_token, ...)."""
+    from iotcprov.emulator.runner import serve
+
+    serve(Path(emulator_data), on_ready=on_ready)

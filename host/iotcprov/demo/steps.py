@@ -93,6 +93,12 @@ def start_emulator(ctx: DemoContext) -> None:
         f"(ID scope {info['id_scope']})",
         milestone=True, id_scope=info["id_scope"], dps=ctx.facts["dps"], hub=ctx.facts["hub_endpoint"],
     )  # fmt: skip
+    if info.get("dashboard_url"):
+        ctx.facts.update(dashboard_url=info["dashboard_url"])
+        ctx.emit(
+            HOST, "emulator", f"dashboard: {info['dashboard_url']} (open it to watch the board live)",
+            dashboard_url=info["dashboard_url"],
+        )  # fmt: skip
 
 
 def start_board(ctx: DemoContext) -> None:

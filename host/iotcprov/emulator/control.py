@@ -328,6 +328,8 @@ class Control:
             "last_connected": row["last_connected"],
             "last_disconnected": row["last_disconnected"],
             "disconnect_reason": row["disconnect_reason"],
+            "messages": row["messages"],
+            "last_message": row["last_message"],
             "twin": self.store.twin(row["device_id"]),
             "c2d_queued": len(self.store.pending_c2d(row["device_id"])),
             "subscriptions": sorted(session.subscriptions) if session else [],

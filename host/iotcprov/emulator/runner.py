@@ -30,6 +30,7 @@ def serve(
     on_ready: Callable[[dict], None] | None = None,
     stop_on_stdin_eof: bool = False,
     central: str = "localhost:0",
+    dashboard: bool = True,
     auto_approve: bool = True,
 ) -> None:
     """Start the emulator, call `on_ready(info)` once it listens, serve until a stop signal."""
@@ -57,6 +58,7 @@ def serve(
         config,
         max_handshakes,
         Endpoint.parse(central, "--central"),
+        dashboard,
     )
     asyncio.run(_main(server, on_ready or _print_line, stop_on_stdin_eof))
 
@@ -88,7 +90,8 @@ async def _main(server: EmulatorServer, on_ready: Callable[[dict], None], stop_o
         # only once started: a thread blocked on stdin at exit aborts the interpreter, and the
         # abort's message would replace the refusal as the last line of the log
         threading.Thread(target=_watch_stdin, args=(loop, stop), daemon=True).start()
-    on_ready(info)
+    # the operator token goes in the start line only: not in /info, not in the endpoints file
+    on_ready({**info, "dashboard_token": server.dashboard_token} if server.dashboard_token else info)
     try:
         await stop.wait()
     finally:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from iotcprov.dashboard.emulator import new_token
 from iotcprov.emulator import certs
 from iotcprov.emulator import mqtt_codec as mqtt
 from iotcprov.emulator.auth import PeerCertificate
@@ -96,8 +97,11 @@ class EmulatorServer:
         config: Config | None = None,
         max_handshakes: int = MAX_HANDSHAKES,
         central: Endpoint | None = None,
+        dashboard: bool = True,
     ) -> None:
         self.data_dir = data_dir
+        # unlocks the dashboard's operator mode; printed in the start line only (docs/dashboard.md)
+        self.dashboard_token = new_token() if dashboard else None
         self.dps, self.hub, self.admin = dps, hub, admin
         self.central = central or Endpoint("localhost", 0)
         self.extra_names = extra_names or []
@@ -188,11 +192,13 @@ class EmulatorServer:
             "pid": os.getpid(),
         }
         self.control = Control(self.context, self.registry, self.info, self.trust, lambda: len(self._tasks))
-        self.web = Listener(build_app(self.control))
+        self.web = Listener(build_app(self.control, self.dashboard_token))
         await self.web.setup()
         admin_server = await self._listen(self.admin, "--admin", protocol=self.web.protocol_factory())
         self.admin.port = admin_server.sockets[0].getsockname()[1]
         self.info["admin_url"] = f"http://{self.admin.address}:{self.admin.port}"
+        if self.dashboard_token is not None:
+            self.info["dashboard_url"] = self.info["admin_url"] + "/dashboard/"
         # the same application over HTTPS, as IoT Central's API is served (clients check the CA)
         central_server = await self._listen(
             self.central, "--central", protocol=self.web.protocol_factory(), ssl_context=self._https_context()

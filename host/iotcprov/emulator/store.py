@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS devices (
     hub_connections INTEGER NOT NULL DEFAULT 0, connected INTEGER NOT NULL DEFAULT 0,
     last_connected REAL, last_disconnected REAL, disconnect_reason TEXT,
     desired TEXT NOT NULL DEFAULT '{}', desired_version INTEGER NOT NULL DEFAULT 1,
-    reported TEXT NOT NULL DEFAULT '{}', reported_version INTEGER NOT NULL DEFAULT 1);
+    reported TEXT NOT NULL DEFAULT '{}', reported_version INTEGER NOT NULL DEFAULT 1,
+    messages INTEGER NOT NULL DEFAULT 0, last_message REAL);
 CREATE TABLE IF NOT EXISTS telemetry (
     id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL COLLATE NOCASE, time REAL NOT NULL,
     body TEXT, body_base64 TEXT, properties TEXT NOT NULL);
@@ -62,6 +63,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 ADDED_COLUMNS = [
     ("groups", "display_name", "TEXT"),
     ("groups", "group_type", "TEXT NOT NULL DEFAULT 'iot'"),
+    ("devices", "messages", "INTEGER NOT NULL DEFAULT 0"),
+    ("devices", "last_message", "REAL"),
 ]
 
 TELEMETRY_KEPT = 200  # per device; older messages are trimmed
@@ -299,6 +302,10 @@ class Store:
             "INSERT INTO telemetry (device_id, time, body, body_base64, properties) VALUES (?, ?, ?, ?, ?)",
             (device_id, now, text, b64, json.dumps(properties)),
         )
+        self.db.execute(
+            "UPDATE devices SET messages = messages + 1, last_message = ? WHERE device_id = ?",
+            (now, device_id),
+        )
         count = self._telemetry_since_trim.get(device_id, 0) + 1
         if count >= 50:
             self.db.execute(
@@ -383,6 +390,9 @@ class Store:
             args.append(device)
         sql += " ORDER BY id LIMIT ?"
         return self._all(sql, *args, limit)
+
+    def last_event_id(self) -> int:
+        return int(self._one("SELECT COALESCE(MAX(id), 0) AS id FROM events")["id"])
 
     def bump(self, name: str, by: int = 1) -> None:
         self.db.execute(

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from iotcprov.dashboard import emulator as dashboard
 from iotcprov.emulator import central_api
 from iotcprov.emulator.admin_http import MAX_BODY, READ_TIMEOUT, AdminApi
 from iotcprov.emulator.control import Control
@@ -25,10 +26,13 @@ from iotcprov.emulator.control import Control
 KEEPALIVE_TIMEOUT = 15.0  # seconds an idle kept-alive connection stays open
 
 
-def build_app(control: Control) -> web.Application:
+def build_app(control: Control, dashboard_token: str | None = None) -> web.Application:
+    """The admin API; the dashboard too unless `dashboard_token` is None (--no-dashboard)."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
     app.add_routes(AdminApi(control).route_table())
     # Sub-applications mount here: app.add_subapp("/api", ...), app.add_subapp("/dashboard", ...).
+    if dashboard_token is not None:
+        app.add_subapp("/dashboard", dashboard.build(control, dashboard_token))
     app.add_subapp("/api", central_api.build(control))
     return app
 

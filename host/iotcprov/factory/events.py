@@ -55,3 +55,13 @@ class Event:
 
 
 EventSink = Callable[[Event], None]
+
+
+def fan_out(*sinks: EventSink) -> EventSink:
+    """One sink feeding several (the terminal view and the dashboard)."""
+
+    def sink(event: Event) -> None:
+        for each in sinks:
+            each(event)
+
+    return sink
