@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.error
 import urllib.parse
+import urllib.request
 
 import pytest
 from iotcprov.emulator.admin_http import READ_TIMEOUT
@@ -53,6 +54,7 @@ def test_deeply_nested_bodies_are_answered_400(emulator):
     sock = _admin_socket(emulator)
     try:
         head = b"PATCH /devices/x/twin/desired HTTP/1.1\r\nHost: emulator\r\nConnection: close\r\n"
+        head += b"Content-Type: application/json\r\n"
         head += b"Content-Length: %d\r\n\r\n" % len(body)
         sock.sendall(head + body)
         answer = _read_to_close(sock)
@@ -76,7 +78,6 @@ def test_desired_patch_deeper_than_a_twin_allows_is_refused(emulator):
 def test_the_application_is_served_over_https_with_the_emulators_ca(emulator):
     """`central_url` serves the same application over TLS; a client trusting `ca_cert` connects."""
     import ssl
-    import urllib.request
 
     url = emulator.info["central_url"]
     assert url.startswith("https://localhost:")
@@ -85,3 +86,23 @@ def test_the_application_is_served_over_https_with_the_emulators_ca(emulator):
         assert json.loads(answer.read())["id_scope"] == emulator.info["id_scope"]
     with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
         urllib.request.urlopen(url + "/info", context=ssl.create_default_context(), timeout=10)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "text/plain", "Origin": "https://evil.example"},  # a page's simple fetch
+        {"Content-Type": "application/x-www-form-urlencoded"},  # a form, Origin stripped
+        {"Content-Type": "application/json", "Origin": "https://evil.example"},  # if CORS ever let it
+    ],
+)
+def test_requests_a_web_page_could_send_change_nothing(emulator, headers):
+    """The admin API has no credentials, and a page in the user's browser can reach 127.0.0.1: a
+    request that a page of another site could make without the browser asking first is refused."""
+    url = emulator.info["admin_url"] + "/faults"
+    body = json.dumps({"kind": "outage", "seconds": 60}).encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403
+    assert emulator.admin.faults() == []  # nothing was added

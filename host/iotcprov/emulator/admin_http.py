@@ -134,6 +134,9 @@ class AdminApi:
         return endpoint
 
     async def _answer(self, request: web.Request, handler: Any) -> tuple[int, Any]:
+        refused = _cross_site(request)
+        if refused:
+            return 403, {"error": refused}
         try:
             async with asyncio.timeout(READ_TIMEOUT):  # reading only: a method call may wait longer
                 raw = await request.read()
@@ -157,6 +160,22 @@ class AdminApi:
             return 500, {"error": f"internal error ({type(error).__name__})"}
         created = request.method == "POST" and request.path.rstrip("/") in CREATING_PATHS
         return (201 if created else 200), result
+
+
+def _cross_site(request: web.Request) -> str | None:
+    """Why a request may have come from a web page of another site, or None.
+
+    The admin API has no credentials: anything that can reach the port may use it. A page in the
+    user's browser can reach 127.0.0.1 too, and may send a "simple" request (a form, or fetch with
+    text/plain) without the browser asking first. Such a request carries the page's Origin, and
+    its body cannot be application/json; our clients send no Origin and always send JSON.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        return f"requests from web pages of other sites ({origin}) are refused; use the CLI or the dashboard"
+    if request.can_read_body and request.content_type != "application/json":
+        return "send the body as JSON with Content-Type: application/json"
+    return None
 
 
 def _number(query: dict[str, str], name: str) -> float | None:
