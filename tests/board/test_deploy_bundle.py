@@ -88,7 +88,7 @@ def test_a_changed_file_travels_alone(board):
 def test_without_deflate_files_go_plain_and_verify(board):
     with open_board(board.port) as session:
         session.exec("deflate=None")  # as a build without the module: the helpers' import failed
-        assert not session.facts().has_deflate
+        assert not session.facts(refresh=True).has_deflate
         files = built(session)
         before = session.bytes_sent
         result = deploy.deploy_session(session, main=True)

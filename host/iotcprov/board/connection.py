@@ -59,17 +59,6 @@ def _ih(p):
    if not n:break
    h.update(v[:n])
  return binascii.hexlify(h.digest()).decode()
-def _iz(s,p):
- b=bytearray(512)
- with open(s,'rb') as i:
-  with open(p,'wb') as o:
-   z=deflate.DeflateIO(i,deflate.ZLIB)
-   while 1:
-    n=z.readinto(b)
-    if not n:break
-    o.write(b if n==512 else b[:n])
- os.remove(s)
- return _ih(p)
 def _irm(p):
  try:m=os.stat(p)[0]
  except OSError:return
@@ -84,6 +73,22 @@ def _ird(p):
 def _ils(p):
  try:return [(e[0],e[1]&0x4000!=0) for e in os.ilistdir(p)]
  except OSError:return None
+"""
+
+# Expand the compressed staging file `s` into `p` and return its SHA-256 (a single compressed
+# file, `write_file`); defined on the board the first time a session needs it.
+INFLATE_HELPER = """\
+def _iz(s,p):
+ b=bytearray(512)
+ with open(s,'rb') as i:
+  with open(p,'wb') as o:
+   z=deflate.DeflateIO(i,deflate.ZLIB)
+   while 1:
+    n=z.readinto(b)
+    if not n:break
+    o.write(b if n==512 else b[:n])
+ os.remove(s)
+ return _ih(p)
 """
 
 BOARD_FACTS = """\
@@ -215,11 +220,19 @@ class BoardSession:
 
     # --- board facts -----------------------------------------------------------------------------
 
-    def facts(self) -> BoardFacts:
-        if self._facts is None:
-            version, *rest = self.eval_output(BOARD_FACTS)
-            self._facts = BoardFacts(tuple(version), *rest)
-        return self._facts
+    def facts(self, refresh: bool = False) -> BoardFacts:
+        """What the board is (read as the session opened; `refresh` reads it again)."""
+        if self._facts is None or refresh:
+            self._read_facts(self.exec(BOARD_FACTS))
+        return self._facts  # type: ignore[return-value]
+
+    def start(self) -> None:
+        """Define the helpers and learn the board's facts: one round trip as the session opens."""
+        self._read_facts(self.exec(ONBOARD_HELPERS + BOARD_FACTS))
+
+    def _read_facts(self, printed: str) -> None:
+        version, *rest = ast.literal_eval(printed.strip())
+        self._facts = BoardFacts(tuple(version), *rest)
 
     def eval_output(self, code: str):
         """Run `code`, which prints one repr(), and return the value."""
@@ -232,6 +245,15 @@ class BoardSession:
 
     def remove_tree(self, path: str) -> None:
         self.exec(f"_irm({path!r})")
+
+    def remove_trees(self, paths: list[str]) -> None:
+        """Remove each of `paths` (files or folders; absent ones are fine) in one round trip."""
+        if paths:
+            self.exec(f"for p in {paths!r}:_irm(p)")
+
+    def fresh_folder(self, path: str) -> None:
+        """An empty folder at `path` (whatever was there removed), made in one round trip."""
+        self.exec(f"_irm({path!r})\n_ip({path!r})")
 
     def rename(self, source: str, target: str) -> None:
         self.exec(f"os.rename({source!r},{target!r})")
@@ -262,7 +284,8 @@ class BoardSession:
         if packed is not None and len(packed) < len(data):
             staging = path + ".z"
             calls = _chunk_calls(staging, packed)
-            calls[-1] += f"\nprint(repr(_iz({staging!r},{path!r})))"
+            define = INFLATE_HELPER if self._define("_iz") else ""
+            calls[-1] += f"\n{define}print(repr(_iz({staging!r},{path!r})))"
         else:
             calls = _chunk_calls(path, data)
             calls[-1] += f"\nprint(repr(_ih({path!r})))"
@@ -270,6 +293,22 @@ class BoardSession:
             self.exec(call)
         written = ast.literal_eval(self.exec(calls[-1]).strip())
         if written != expected:
+            raise OperationError(
+                f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
+            )
+
+    def replace_file(self, path: str, data: bytes) -> None:
+        """Replace the small file `path` by `data` atomically: written beside it, renamed over it only
+        if the board's SHA-256 of the copy matches, and the result checked: one round trip."""
+        expected = hashlib.sha256(data).hexdigest()
+        temp = path + ".tmp"
+        encoded = base64.b64encode(data).decode("ascii")
+        code = (
+            f"_iw({temp!r},{encoded!r},'wb')\n"
+            f"if _ih({temp!r})=={expected!r}:os.rename({temp!r},{path!r})\n"
+            f"print(repr(_ih({path!r})))"
+        )
+        if ast.literal_eval(self.exec(code).strip()) != expected:
             raise OperationError(
                 f"--port {self.port}: {path} did not verify on the board (SHA-256 mismatch); retry"
             )
@@ -410,7 +449,7 @@ def open_board(
         ) from None
     session = BoardSession(transport, port)
     try:
-        session.exec(ONBOARD_HELPERS)
+        session.start()
     except BaseException:
         session.close()
         raise

@@ -119,18 +119,13 @@ def _folder_verified(session: BoardSession, bundle: IdentityBundle) -> bool:
     return all(digests[path] == hashlib.sha256(data).hexdigest() for path, data in paths.items())
 
 
-def _write_atomically(session: BoardSession, path: str, data: bytes) -> None:
-    """A single file replaced by temp + rename (used for `active`)."""
-    temp = path + ".tmp"
-    session.write_file(temp, data)
-    session.rename(temp, path)
-
-
 def _remove_leftovers(session: BoardSession, keep: str) -> None:
-    for name, is_dir in session.list_dir(DATA_DIR) or []:
-        if is_dir and name.startswith(IDENTITY_PREFIX) and name != keep:
-            session.remove_tree(identity_dir(name))
-    session.remove_tree(LEGACY_WIFI)  # the active folder holds the Wi-Fi settings now, if any
+    leftovers = [
+        identity_dir(name)
+        for name, is_dir in session.list_dir(DATA_DIR) or []
+        if is_dir and name.startswith(IDENTITY_PREFIX) and name != keep
+    ]
+    session.remove_trees([*leftovers, LEGACY_WIFI])  # the active folder holds the Wi-Fi settings now
 
 
 def _current_wifi(session: BoardSession, current: ActiveIdentity | None) -> bytes | None:
@@ -172,14 +167,13 @@ def write_identity(
     unchanged = current is not None and current.folder == bundle.folder and _folder_verified(session, bundle)
     if not unchanged:
         folder = identity_dir(bundle.folder)
-        session.remove_tree(folder)  # a leftover of an interrupted attempt; never the active one
-        session.makedirs(folder)
+        session.fresh_folder(folder)  # a leftover of an interrupted attempt; never the active one
         # identity.json last: a folder without it is plainly incomplete to anyone looking. One
         # compressed stream when the board inflates (`BoardSession.write_files`), each file's
         # SHA-256 checked as it is written.
         names = sorted(bundle.files, key=lambda n: n == IDENTITY_FILE)
         session.write_files({f"{folder}/{name}": bundle.files[name] for name in names})
-        _write_atomically(session, ACTIVE, bundle.active_file())
+        session.replace_file(ACTIVE, bundle.active_file())
     _remove_leftovers(session, keep=bundle.folder)
     clock_set = set_board_clock(session) if set_clock else False
     return ProvisionResult(
