@@ -55,6 +55,7 @@ def _plain(port: str) -> BoardSession:
     """A session on which the board's `deflate` is hidden, as on a build without the module."""
     session = open_board(port)
     session.exec("deflate=None")
+    session.facts(refresh=True)
     return session
 
 
@@ -77,13 +78,16 @@ def board_runs(bundle: IdentityBundle) -> dict[str, float]:
         figures[f"deploy {label}"] = code.seconds
         figures[f"provision {label}"] = ident.seconds
         figures[f"bytes {label}"] = code.bytes_sent + ident.bytes_sent
-    with VirtualBoard(baud=REPL_BAUD) as board:  # as `factory run` does: one session per board
-        started = time.monotonic()
-        with open_board(board.port) as session:
-            deploy.deploy_session(session, main=True)
-            provision.write_identity(session, bundle)
-            figures["bytes one session"] = session.bytes_sent
-        figures["one session"] = time.monotonic() - started
+    # as `factory run` does: one session per board, bytecode without line numbers (its default),
+    # and with them (--line-numbers)
+    for label, lines in (("one session", False), ("one session, line numbers", True)):
+        with VirtualBoard(baud=REPL_BAUD) as board:
+            started = time.monotonic()
+            with open_board(board.port) as session:
+                deploy.deploy_session(session, main=True, line_numbers=lines)
+                provision.write_identity(session, bundle)
+                figures[f"bytes {label}"] = session.bytes_sent
+            figures[label] = time.monotonic() - started
     return figures
 
 
@@ -199,6 +203,11 @@ def main() -> int:
         f"deflate, deploy + provision in one session (as factory run): {one:.2f} s  "
         f"({board['bytes one session'] // 1024} KB sent; "
         f"goal < {GOAL_BOARD_S} s: {_verdict(one < GOAL_BOARD_S)})"
+    )
+    lines = board["one session, line numbers"]
+    print(
+        f"the same with line numbers (factory run --line-numbers): {lines:.2f} s  "
+        f"({board['bytes one session, line numbers'] // 1024} KB sent)"
     )
     return 0
 

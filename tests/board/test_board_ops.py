@@ -542,3 +542,21 @@ def test_deploy_shows_a_progress_bar_on_a_terminal_and_stays_plain_when_piped(bo
     assert "\x1b" not in piped.stderr and "\r" not in piped.stderr and "%" not in piped.stderr
     assert "\x1b" not in piped.stdout and "\r" not in piped.stdout and "%" not in piped.stdout
     assert piped.stdout.count("\n") == 1 and piped.stdout.startswith("firmware ")
+
+
+def test_bytecode_without_line_numbers_is_smaller_and_says_none(board, tmp_path):
+    """`factory run`'s default (mpy-cross -O3): fewer bytes to send, tracebacks without lines."""
+    firmware = tmp_path / "fw"
+    (firmware / "iotc").mkdir(parents=True)
+    (firmware / "iotc" / "__init__.py").write_text('VERSION = "9.9"\n')
+    (firmware / "iotc" / "app.py").write_text("def main():\n    x = 1\n    raise ValueError(x)\n" * 3)
+    run = "import sys,iotc.app\ntry:\n iotc.app.main()\nexcept ValueError as e:\n sys.print_exception(e)"
+    shown, sizes = {}, {}
+    for lines in (True, False):
+        result = deploy.deploy(board.port, firmware=firmware, line_numbers=lines)
+        assert result.written  # the bytecode differs, so it is written again
+        sizes[lines] = len(board_files(board.directory)["/lib/iotc/app.mpy"])
+        shown[lines] = board.run_mpremote("exec", run).stdout
+    assert 'app.py", line 9' in shown[True]
+    assert "line 9" not in shown[False] and "ValueError: 1" in shown[False]
+    assert sizes[False] < sizes[True]

@@ -71,13 +71,15 @@ def build_deployment(
     main: bool = False,
     firmware: Path | None = None,
     compile: bool = True,
+    line_numbers: bool = True,
 ) -> tuple[dict[str, bytes], str, str | None]:
-    """({board path: bytes}, bytecode label, version) for a board of `mpy_version`."""
+    """({board path: bytes}, bytecode label, version) for a board of `mpy_version`; without
+    `line_numbers`, bytecode whose tracebacks have none (`bytecode.compile_sources`)."""
     sources = firmware_sources(firmware)
     version = firmware_version(sources)
     compiler = compiler_for(mpy_version) if compile else None
     if compiler:
-        package_files = compile_sources(compiler, sources)
+        package_files = compile_sources(compiler, sources, line_numbers)
         label = f"mpy {mpy_version[0]}.{mpy_version[1]}"  # type: ignore[index]
     else:
         package_files, label = sources, "py"
@@ -129,6 +131,7 @@ def deploy_session(
     main: bool = False,
     firmware: Path | None = None,
     compile: bool = True,
+    line_numbers: bool = True,
     prepared: tuple[dict[str, bytes], str, str | None] | None = None,
     progress: Progress | None = None,
 ) -> DeployResult:
@@ -139,7 +142,9 @@ def deploy_session(
     sent, received = session.bytes_sent, session.bytes_received
     if prepared is None:
         mpy_version = session.facts().mpy_version
-        prepared = build_deployment(mpy_version, main=main, firmware=firmware, compile=compile)
+        prepared = build_deployment(
+            mpy_version, main=main, firmware=firmware, compile=compile, line_numbers=line_numbers
+        )
     files, label, version = prepared
     on_board = session.hash_files(sorted(files))
     written, skipped = [], []
@@ -170,6 +175,7 @@ def deploy(
     main: bool = False,
     firmware: Path | None = None,
     compile: bool = True,
+    line_numbers: bool = True,
     connect: Callable[[str], BoardSession] = open_board,
     progress: Progress | None = None,
 ) -> DeployResult:
@@ -178,7 +184,12 @@ def deploy(
     return run_counted(
         port,
         lambda session: deploy_session(
-            session, main=main, firmware=firmware, compile=compile, progress=progress
+            session,
+            main=main,
+            firmware=firmware,
+            compile=compile,
+            line_numbers=line_numbers,
+            progress=progress,
         ),
         connect,
     )

@@ -156,6 +156,11 @@ def _register_run(commands: argparse._SubParsersAction) -> None:
     steps.add_argument("--no-deploy", action="store_true", help="do not copy the firmware")
     steps.add_argument("--no-compile", action="store_true", help="copy .py even when mpy-cross could compile")
     steps.add_argument(
+        "--line-numbers",
+        action="store_true",
+        help="keep line numbers in tracebacks (default: compiled without them, about 2 KB less a board)",
+    )
+    steps.add_argument(
         "--online-check", action="store_true", help="restart each board and wait for `iotc: dps assigned`"
     )
     steps.add_argument(
@@ -330,6 +335,7 @@ def build_job(args: argparse.Namespace, first_device: str | None = None) -> Fact
         firmware_dir=args.source,
         main=args.main,
         compile=not args.no_compile,
+        line_numbers=args.line_numbers,
         online_check=args.online_check,
         online_timeout=args.online_timeout,
         reprovision=args.reprovision,

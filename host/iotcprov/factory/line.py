@@ -307,7 +307,11 @@ class FactoryLine:
         with self._deploy_lock:
             if mpy_version not in self._deployments:
                 self._deployments[mpy_version] = build_deployment(
-                    mpy_version, main=self.job.main, firmware=self.job.firmware_dir, compile=self.job.compile
+                    mpy_version,
+                    main=self.job.main,
+                    firmware=self.job.firmware_dir,
+                    compile=self.job.compile,
+                    line_numbers=self.job.line_numbers,
                 )
             return self._deployments[mpy_version]
 
