@@ -52,29 +52,34 @@ class Device:
     MAC) on the first connection of each boot.
     """
 
-    # What a device starts with (class attributes, so an instance holds only what changed).
+    # What a device starts with (class attributes, so an instance holds only what changed), by
+    # owner. One object rather than three: each class and instance more would stay in RAM.
+    # -- the device (app.py): configuration, where it is in the table, the open link
     settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
     tls = None  # the TLS client context, made at start
     link = None  # the open link.Link, if any
     stage = None  # "wifi", "clock", "dps", "hub", "online", "stopped", or None before start / after stop
-    sent = 0  # telemetry messages sent this run
-    dropped = 0  # telemetry messages dropped from a full buffer since boot
-    dropped_reported = 0
-    uptime_ms = online_since = 0  # online_since: uptime at the last hub connection
-    next_telemetry = None  # the schedule starts with the first connection of a boot
+    uptime_ms = 0
+    _stage_module = None
+    # -- the session's record (session.py, central.py, outbox.py)
+    online_since = 0  # uptime at the last hub connection
     renewing = False
     renew_at = ping_sent = None
     rid = 0  # last twin request id
     twin_rid = None  # the full-twin GET awaiting its answer
-    message_handler = None  # handler(body, properties) for C2D messages
-    on_connected = None  # hook: on_connected(device) after each (re)connect
-    _stage_module = None
-    # The policy's state (policy.State): failure counts behind the backoff.
+    sent = 0  # telemetry messages sent this run
+    dropped = 0  # telemetry messages dropped from a full buffer since boot
+    dropped_reported = 0
+    next_telemetry = None  # the schedule starts with the first connection of a boot
+    # -- the policy's state (policy.State; kept here while policy.py is unloaded, set by decide)
     attempt = 0
     hub_failures = 0
     fresh_assignment = False
     random16 = None
     hub_up = None
+    # -- the application's handlers (on_property, on_command, on_message: see __init__ too)
+    message_handler = None  # handler(body, properties) for C2D messages
+    on_connected = None  # hook: on_connected(device) after each (re)connect
 
     def __init__(self, root="/iotc-data", telemetry=None, model_id=None, info=True):
         self.root = root

@@ -34,24 +34,10 @@ def connect(device):
         lambda topic, payload: receive(device, topic, payload), s.keepalive, s.response_timeout,
     )  # fmt: skip
     del user
-    # What to subscribe: the topics of the incoming kinds that have a handler (C2D's names the
-    # device), then the device's own `subscriptions`.
-    handlers = device.handlers
-    topics = [
-        topic
-        for kind, topic in (
-            ("twin-response", "$iothub/twin/res/#"),
-            ("twin-desired", "$iothub/twin/PATCH/properties/desired/#"),
-            ("method", "$iothub/methods/POST/#"),
-        )
-        if kind in handlers
-    ]
-    if "c2d" in handlers:
-        topics.append(hub.c2d_subscribe_topic(s.assigned_id))
     try:
         link.connect(False, s.connect_timeout)  # keep the session: queued C2D survives
         device.link = link
-        for topic in topics + device.subscriptions:
+        for topic in topics(device):
             link.subscribe(topic, 1)
     except MQTTException as e:  # a failed connect closed the link itself; a failed subscribe: close()
         device.close(False)
@@ -64,10 +50,33 @@ def connect(device):
         emit("hub failed", "host", s.hub, reason=describe(e))
         device.decide("hub_failed", describe(e))
         return
+    online(device, secret[1], renewing)
+
+
+def topics(device):
+    """What to subscribe: the topics of the incoming kinds that have a handler (C2D's names the
+    device), then the device's own `subscriptions`."""
+    handlers = device.handlers
+    found = [
+        topic
+        for kind, topic in (
+            ("twin-response", "$iothub/twin/res/#"),
+            ("twin-desired", "$iothub/twin/PATCH/properties/desired/#"),
+            ("method", "$iothub/methods/POST/#"),
+        )
+        if kind in handlers
+    ]
+    if "c2d" in handlers:
+        found.append(hub.c2d_subscribe_topic(device.settings.assigned_id))
+    return found + device.subscriptions
+
+
+def online(device, expiry, renewing):
+    """The hub accepted the session: set its timers, say so, and do what each new session does."""
+    s = device.settings
     now = time.ticks_ms()
     device.online_since = device.uptime_ms  # uptime, unlike ticks, does not wrap after 6 days
     device.ping_sent = None
-    expiry = secret[1]
     device.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
     if renewing:
         emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
