@@ -45,6 +45,27 @@ def test_pages_and_scripts_are_served_with_a_strict_policy(emu):
     assert status == 200 and json.loads(body)["device"] is None
 
 
+@pytest.mark.parametrize(
+    "path, title, script, current",
+    [
+        ("", "Devices", "devices.js", "./"),
+        ("groups", "Groups and enrollments", "groups.js", "groups"),
+        ("device?id=x", "Device", "device.js", None),
+    ],
+)
+def test_each_page_sits_in_the_shared_frame_with_itself_marked(emu, path, title, script, current):
+    with urllib.request.urlopen(emu.info["dashboard_url"] + path) as response:
+        page = response.read().decode()
+    assert page.startswith("<!doctype html>")
+    assert not [slot for slot in ("title", "script", "nav", "main") if f"<!-- {slot} -->" in page]
+    assert f"<title>{title} · iotcprov emulator</title>" in page
+    assert f'<script type="module" src="static/{script}"></script>' in page
+    marked = [line for line in page.splitlines() if 'aria-current="page"' in line]
+    assert len(marked) == (1 if current else 0)
+    assert not current or f'<a href="{current}" aria-current="page">' in marked[0]
+    assert page.count('<main id="main">') == 1 and page.rstrip().endswith("</html>")
+
+
 @pytest.mark.parametrize("token", [None, "", "wrong"])
 def test_control_actions_need_the_operator_token(emu, token):
     if not any(g["name"] == "guarded" for g in emu.admin.groups()):

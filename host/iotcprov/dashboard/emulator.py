@@ -132,6 +132,15 @@ def fault_view(fault: dict) -> dict:
 # ---------------------------------------------------------------- the application
 
 
+LAYOUT = "emulator-layout.html"
+NAVIGATION = [
+    ("./", "Devices"),
+    ("groups", "Groups & enrollments"),
+    ("faults", "Faults"),
+    ("events", "Events"),
+]
+
+
 class EmulatorDashboard:
     def __init__(self, control: Control, token: str) -> None:
         self.control = control
@@ -139,15 +148,19 @@ class EmulatorDashboard:
         self.token = token
         self.feed = ChangeFeed(control)
 
+    @staticmethod
+    def page(name: str, title: str, current: str | None):  # -> an aiohttp handler
+        return dw.layout_page(LAYOUT, name, title, NAVIGATION, current)
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[dw.security_headers])
         app.add_routes(
             [
-                web.get("/", dw.page("devices.html")),
-                web.get("/device", dw.page("device.html")),
-                web.get("/groups", dw.page("groups.html")),
-                web.get("/faults", dw.page("faults.html")),
-                web.get("/events", dw.page("events.html")),
+                web.get("/", self.page("devices.html", "Devices", "./")),
+                web.get("/device", self.page("device.html", "Device", None)),
+                web.get("/groups", self.page("groups.html", "Groups and enrollments", "groups")),
+                web.get("/faults", self.page("faults.html", "Faults", "faults")),
+                web.get("/events", self.page("events.html", "Events", "events")),
                 *dw.static_routes(),
                 web.get("/data/devices", self.devices),
                 web.get("/data/device", self.device),

@@ -10,6 +10,7 @@ browser cannot act through an operator's dashboard either.
 from __future__ import annotations
 
 import hmac
+import html
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -40,6 +41,32 @@ def page(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         headers = {**SECURITY_HEADERS, "Content-Type": "text/html; charset=utf-8"}
         return web.FileResponse(path, headers=headers)
+
+    return handler
+
+
+def layout_page(
+    layout: str, name: str, title: str, nav: list[tuple[str, str]], current: str | None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler answering static/`name` (a page's <main>) inside static/`layout`, the frame its
+    dashboard's pages share: `title`, the script `name`.js, and the navigation `nav` ([(href,
+    label)]) with `current` marked as this page. Composed once, here."""
+    marked = ' aria-current="page"'
+    items = "".join(
+        f'        <li><a href="{href}"{marked if href == current else ""}>{html.escape(label)}</a></li>\n'
+        for href, label in nav
+    )
+    text = (
+        (STATIC_DIR / layout)
+        .read_text(encoding="utf-8")
+        .replace("<!-- title -->", html.escape(title))
+        .replace("<!-- script -->", f"{Path(name).stem}.js")
+        .replace("<!-- nav -->", items)
+        .replace("<!-- main -->", (STATIC_DIR / name).read_text(encoding="utf-8").rstrip("\n"))
+    )
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return web.Response(text=text, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
 
     return handler
 
