@@ -12,7 +12,7 @@ import sys
 import threading
 
 import pytest
-from iotcprov.board import bytecode, deploy, ports, provision
+from iotcprov.board import bytecode, deploy, port_users, ports, provision
 from iotcprov.board.connection import open_board
 from iotcprov.board.credential_input import sas_from_group_key
 from iotcprov.board.identity import IdentityRequest, build_identity
@@ -234,6 +234,27 @@ def test_a_port_in_use_is_named_with_the_program_holding_it(board):
         monitor.terminate()
         monitor.wait()
     assert run_cli("info", "--port", board.port).returncode == 0  # free again
+
+
+def test_a_port_held_for_a_moment_is_waited_for(board):
+    """A holder that lets go within the settling time (a program closing, ModemManager probing a
+    port just plugged in) delays the command instead of failing it."""
+    holder = subprocess.Popen(  # holds the port with mpremote's exclusive lock until told to let go
+        [sys.executable, "-c",
+         "import serial,sys; s=serial.Serial(sys.argv[1], exclusive=True); print('held', flush=True);"
+         " sys.stdin.readline(); s.close()", board.port],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert port_users.busy(board.port)
+        timer = threading.Timer(0.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush()))
+        timer.start()  # the holder lets go half a second after the command starts waiting
+        with open_board(board.port) as session:
+            assert session.eval("1+1") == 2
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 TICKING_MAIN = (

@@ -426,15 +426,16 @@ def open_board(
 ) -> BoardSession:
     """Open `port`, enter the raw REPL (soft-resetting the board so a running program stops) and
     install the helper functions. Unreachable or non-MicroPython ports are InputErrors."""
+    opening = (TransportError, serial.SerialException, OSError, ValueError)
     try:
         transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)  # exclusive: locked
-    except (TransportError, serial.SerialException, OSError, ValueError) as error:
-        if port_users.busy(port) or port_users.users(port):
-            raise InputError(port_users.in_use_message(port)) from None
-        raise InputError(
-            f"--port: cannot open {port!r} ({_short(error)}); "
-            "check the cable, or list boards with `iotcprov ports`"
-        ) from None
+    except opening as error:
+        if not port_users.busy(port) or not port_users.wait_until_free(port):
+            raise _open_error(port, error) from None
+        try:  # the holder let go within the settling time
+            transport = SerialTransport(port, baudrate=115200, timeout=READ_TIMEOUT)
+        except opening as again:
+            raise _open_error(port, again) from None
     try:
         _enter_raw_repl(transport, soft_reset, connect_timeout)
     except (TransportError, serial.SerialException, OSError) as error:
@@ -473,6 +474,15 @@ def run_counted(
             bytes_received=session.bytes_received,
             seconds=time.monotonic() - started,
         )
+
+
+def _open_error(port: str, error: BaseException) -> InputError:
+    if port_users.busy(port) or port_users.users(port):
+        return InputError(port_users.in_use_message(port))
+    return InputError(
+        f"--port: cannot open {port!r} ({_short(error)}); "
+        "check the cable, or list boards with `iotcprov ports`"
+    )
 
 
 def _short(error: BaseException) -> str:

@@ -72,6 +72,12 @@ def compile_pattern(until: str | None) -> re.Pattern | None:
         raise InputError(f"--until: {until!r} is not a regular expression ({error})") from None
 
 
+def _open_error(port: str, error: BaseException) -> InputError:
+    if port_users.busy(port) or port_users.users(port):
+        return InputError(port_users.in_use_message(port))
+    return InputError(f"--port: cannot open {port!r} ({error}); check the cable or the port name")
+
+
 def monitor(
     port: str,
     on_line: Callable[[str], None],
@@ -85,16 +91,17 @@ def monitor(
     pattern = compile_pattern(until)
     if timeout is not None and timeout <= 0:
         raise InputError(f"--timeout: {timeout} is not a positive number of seconds")
+    # exclusive: a provision or deploy started meanwhile is told the port is in use, instead of
+    # both reading half of what the board says
     try:
-        # exclusive: a provision or deploy started meanwhile is told the port is in use, instead of
-        # both reading half of what the board says
         link = serial.serial_for_url(port, baudrate=115200, timeout=0.2, exclusive=True)
     except (serial.SerialException, OSError, ValueError) as error:
-        if port_users.busy(port) or port_users.users(port):
-            raise InputError(port_users.in_use_message(port)) from None
-        raise InputError(
-            f"--port: cannot open {port!r} ({error}); check the cable or the port name"
-        ) from None
+        if not port_users.busy(port) or not port_users.wait_until_free(port):
+            raise _open_error(port, error) from None
+        try:  # the holder let go within the settling time
+            link = serial.serial_for_url(port, baudrate=115200, timeout=0.2, exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as again:
+            raise _open_error(port, again) from None
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = b""
     count = 0

@@ -11,11 +11,17 @@ a command line, which may carry a key.
 import errno
 import os
 import re
+import time
 from pathlib import Path
 
 import serial
 
-__all__ = ["busy", "describe_users", "in_use_message", "users"]
+__all__ = ["busy", "describe_users", "in_use_message", "users", "wait_until_free"]
+
+# How long a port held by someone else may take to come free before it counts as in use: a
+# program just closing it, Linux's ModemManager probing a port that just appeared (a few seconds at
+# most), a child process between fork and exec still holding the parent's descriptor and its lock.
+SETTLE_SECONDS = 2.0
 
 _PTY_SLAVE = re.compile(r"/dev/pts/(\d+)")
 _PTY_MASTERS = ("/dev/ptmx", "/dev/pts/ptmx")
@@ -34,6 +40,16 @@ def busy(port: str) -> bool:
         return False
     link.close()
     return False
+
+
+def wait_until_free(port: str, seconds: float = SETTLE_SECONDS) -> bool:
+    """Poll `busy(port)` for up to `seconds`: True as soon as nobody holds it, False if still held."""
+    deadline = time.monotonic() + seconds
+    while busy(port):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)  # polling: the OS offers no notice when another process lets a port go
+    return True
 
 
 def _pty_index(pid: str, fd: str) -> int | None:
