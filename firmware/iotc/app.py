@@ -10,7 +10,9 @@
 # (backoff, re-provisioning, stopping): Device.decide(outcome) is the only way to change stage.
 # RAM is scarce on an ESP32 and on the virtual board's limited heap, so a stage's module is
 # imported when the stage runs and unloaded when the device moves on: only this file, the link
-# and the session stay resident.
+# and, online, session.py stay resident. So what the stages remember lives here, by owner: the Device
+# (its own state and the application's handlers), device.session (SessionRecord: the hub
+# session's timers and requests) and device.policy (PolicyState: the transition table's counts).
 #
 #     from iotc.app import Device
 #     device = Device(telemetry=lambda: {"temperature": read_sensor()})
@@ -41,6 +43,41 @@ def _feature(device, found, payload):
     central.handle(device, found, payload)
 
 
+class SessionRecord:
+    """device.session: what the hub session (session.py, central.py) keeps between steps and
+    across its reconnections. Plain attributes, so session.py can be unloaded between sessions."""
+
+    online_since = 0  # uptime at the last hub connection
+    renewing = False  # reconnecting to renew the token (quieter status lines)
+    renew_at = None  # ticks when the token is renewed; None for X.509
+    ping_sent = None  # ticks of the PINGREQ awaiting its answer
+    rid = 0  # last twin request id
+    twin_rid = None  # the full-twin GET awaiting its answer
+    dropped_reported = 0  # the device's `dropped` as last reported in the twin
+    next_telemetry = None  # ticks; the schedule starts with the first connection of a boot
+
+
+class PolicyState:
+    """device.policy: what the transition table (policy.py, loaded only for each decision)
+    remembers between decisions; policy.decide gets it as `state` and sets it."""
+
+    attempt = 0  # consecutive failures on the way to a stable hub session
+    hub_failures = 0  # consecutive failed hub connections since the last success
+    fresh_assignment = False  # the hub in use came from DPS during this run
+    random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
+    stage = None  # the stage whose outcome is decided (set by policy.decide)
+    hub_up = None  # the decision for hub_connected, made when the hub stage is entered
+
+    def link_down(self):
+        """Whether the Wi-Fi station is down (DPS and the hub need it); a port with host
+        networking has none to join."""
+        try:
+            import network
+        except ImportError:
+            return False
+        return not network.WLAN(network.STA_IF).isconnected()
+
+
 class Device:
     """A board's connection to IoT Central.
 
@@ -52,31 +89,21 @@ class Device:
     MAC) on the first connection of each boot.
     """
 
-    # What a device starts with (class attributes, so an instance holds only what changed), by
-    # owner. One object rather than three: each class and instance more would stay in RAM.
-    # -- the device (app.py): configuration, where it is in the table, the open link
+    # What a device starts with (class attributes, so an instance holds only what changed). The
+    # device keeps its own state and the application's handlers (on_connected, handlers and
+    # subscriptions are the application's hooks); what the hub session and the transition table
+    # remember between steps is on two small records, device.session and device.policy
+    # (SessionRecord and PolicyState above). Each class and object more stays in RAM, so there
+    # are only these two, with their defaults as class attributes too.
+    # -- the device (app.py): configuration, where it is in the table, the open link, counts
     settings = None  # settings.load() record: identity, options, Wi-Fi, assignment
     tls = None  # the TLS client context, made at start
     link = None  # the open link.Link, if any
     stage = None  # "wifi", "clock", "dps", "hub", "online", "stopped", or None before start / after stop
     uptime_ms = 0
     _stage_module = None
-    # -- the session's record (session.py, central.py, outbox.py)
-    online_since = 0  # uptime at the last hub connection
-    renewing = False
-    renew_at = ping_sent = None
-    rid = 0  # last twin request id
-    twin_rid = None  # the full-twin GET awaiting its answer
     sent = 0  # telemetry messages sent this run
     dropped = 0  # telemetry messages dropped from a full buffer since boot
-    dropped_reported = 0
-    next_telemetry = None  # the schedule starts with the first connection of a boot
-    # -- the policy's state (policy.State; kept here while policy.py is unloaded, set by decide)
-    attempt = 0
-    hub_failures = 0
-    fresh_assignment = False
-    random16 = None
-    hub_up = None
     # -- the application's handlers (on_property, on_command, on_message: see __init__ too)
     message_handler = None  # handler(body, properties) for C2D messages
     on_connected = None  # hook: on_connected(device) after each (re)connect
@@ -87,6 +114,8 @@ class Device:
         self.model_id = model_id
         self.info = info
         self._now = self._wake = time.ticks_ms()
+        self.session = SessionRecord()
+        self.policy = PolicyState()
         # Hooks for device features (properties, commands, C2D): topics subscribed after each
         # connect, and handlers by incoming.Incoming kind called as handler(device, incoming,
         # payload).
@@ -152,10 +181,11 @@ class Device:
         if stage == "online":  # the session waits for itself (and its start may be days old)
             return self._stage("session").step(self)
         wait = min(time.ticks_diff(self._wake, now), 1000)
-        if self.telemetry is not False and self.next_telemetry is not None:
-            if time.ticks_diff(now, self.next_telemetry) >= 0:  # offline: into the buffer
+        record = self.session
+        if self.telemetry is not False and record.next_telemetry is not None:
+            if time.ticks_diff(now, record.next_telemetry) >= 0:  # offline: into the buffer
                 self.produce()
-            wait = min(wait, time.ticks_diff(self.next_telemetry, now))
+            wait = min(wait, time.ticks_diff(record.next_telemetry, now))
         if wait > 0:
             self.pause(wait)
         elif stage == "stopped":
@@ -186,7 +216,7 @@ class Device:
     def produce(self):
         """One round of the telemetry schedule: the callback's values (or the board readings),
         sent now or buffered."""
-        self.next_telemetry = time.ticks_add(time.ticks_ms(), self.settings.telemetry_interval * 1000)
+        self.session.next_telemetry = time.ticks_add(time.ticks_ms(), self.settings.telemetry_interval * 1000)
         try:
             if self.telemetry:
                 values = self.telemetry()
@@ -249,22 +279,13 @@ class Device:
 
     # ---- for the stage modules ----------------------------------------------------------
 
-    def link_down(self):
-        """Whether the Wi-Fi station is down (for policy.decide: DPS and the hub need it); a
-        port with host networking has none to join."""
-        try:
-            import network
-        except ImportError:
-            return False
-        return not network.WLAN(network.STA_IF).isconnected()
-
     def decide(self, outcome, *args):
         """The stage's `outcome` happened: the transition table (policy.decide, loaded just for
-        the decision; the device carries the policy's state) picks what comes next, and it is
+        the decision; device.policy keeps its state meanwhile) picks what comes next, and it is
         applied."""
         if outcome == "hub_connected":  # decided by the table as the hub stage began (policy.decide)
-            return self.go(self.hub_up)
-        decision = use("policy").decide(self, self.settings, self.stage, outcome, *args)
+            return self.go(self.policy.hub_up)
+        decision = use("policy").decide(self.policy, self.settings, self.stage, outcome, *args)
         unload("policy")
         self.go(decision)
 
@@ -288,8 +309,8 @@ class Device:
             emit("stopped", "retry_in", delay_ms // 1000, reason=reason)
         elif delay_ms:
             emit(
-                "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000), "attempt", self.attempt,
-                reason=reason,
+                "backoff", "stage", stage, "delay", "%.1f" % (delay_ms / 1000),
+                "attempt", self.policy.attempt, reason=reason,
             )  # fmt: skip
         self.stage = stage
         self._wake = time.ticks_add(time.ticks_ms(), delay_ms)

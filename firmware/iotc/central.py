@@ -26,12 +26,12 @@ def handle(device, found, payload):
     elif kind == "twin-desired":
         patch = pnp.parse_payload(payload)
         apply(device, patch, None, pnp.desired_version(patch, found.version))
-    elif found.rid is not None and found.rid == device.twin_rid:  # the whole twin, asked at connect
+    elif found.rid is not None and found.rid == device.session.twin_rid:  # the whole twin, asked at connect
         if found.status >= 300:
             emit("twin failed", "status", found.status, "request", "get")
         if found.status != 200:
             return
-        device.twin_rid = None
+        device.session.twin_rid = None
         twin = pnp.parse_payload(payload)
         if isinstance(twin, dict):
             desired = twin.get("desired")

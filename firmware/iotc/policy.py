@@ -3,7 +3,9 @@
 # MQTT state machine: retry transient errors with exponential backoff and jitter, never loop on
 # credential errors, go back to DPS when the hub keeps failing or refuses the device).
 # Pure but for the jitter's randomness (os.urandom, unless the state supplies random16) and one
-# look at the network link (network.WLAN): the caller does the waiting and all other I/O.
+# look at the network link (state.link_down()): the caller does the waiting and all other I/O.
+# What the table remembers between decisions is the caller's `state` (the device's
+# app.PolicyState, kept in a resident module since this one is unloaded between decisions).
 #
 # Verdicts: "retry" (worth another try after a delay), "refused" (credentials refused: never
 # retried in a loop), "terminal" (the service says no for good: bad request, not found, ...).
@@ -51,11 +53,12 @@ idle fault idle
 
 def decide(state, options, stage, outcome, *args):
     """The next stage after `outcome` in `stage` (None: idle): the outcome's rule, with dps and hub
-    turned into wifi while the link is down. ValueError when the table has no such edge."""
-    stage = stage or "idle"
+    turned into wifi while the link is down. ValueError when the table has no such edge. The
+    stage is kept in state.stage for the rule (fault needs it)."""
+    state.stage = stage = stage or "idle"
     decision = globals()[outcome](state, options, *args)
     target = decision[0]
-    if (target == "dps" or target == "hub") and state.link_down is not None and state.link_down():
+    if (target == "dps" or target == "hub") and state.link_down():
         decision = Decision("wifi", decision[1], decision[2], decision[3])  # join the network first
         target = "wifi"
     line = TABLE.find("\n%s %s " % (stage, outcome))
@@ -114,20 +117,6 @@ def retry_ms(attempt, options, random16, retry_after=None):
 
 # A session that lasted this long (ms) resets the backoff when it drops.
 STABLE_MS = 60000
-
-
-class State:
-    """What the policy remembers between outcomes. Plain attributes only (no methods), so a
-    device can keep it while this module is unloaded between decisions; any object with these
-    attributes will do (the Device carries them itself)."""
-
-    attempt = 0  # consecutive failures on the way to a stable hub session
-    hub_failures = 0  # consecutive failed hub connections since the last success
-    fresh_assignment = False  # the hub in use came from DPS during this run
-    random16 = None  # callable -> 0..65535 for the jitter (os.urandom when None)
-    stage = None  # the stage whose outcome is decided (the Device's own)
-    hub_up = None  # the decision for hub_connected, made when the hub stage is entered
-    link_down = None  # callable -> True while the network is down (the device asks its Wi-Fi)
 
 
 def _retry(state, options, stage, reason, retry_after=None, reprovision=False):

@@ -1,8 +1,9 @@
 # The hub and online stages: connect to the assigned IoT Hub with a fresh token, then keep the
 # session alive — renew it before the token expires, ping when quiet, send telemetry when due,
 # send what waited offline (reported properties, buffered telemetry), and hand what the hub sends
-# to the device's handlers. Loaded from the first hub connection on; all session state lives on
-# the Device, so this module can be unloaded between sessions.
+# to the device's handlers. Loaded from the first hub connection on; what the session keeps
+# between steps is device.session (app.SessionRecord), so this module can be unloaded between
+# sessions.
 
 import errno
 import json
@@ -21,8 +22,8 @@ def step(device):
 
 def connect(device):
     s = device.settings
-    renewing = device.renewing
-    device.renewing = False
+    renewing = device.session.renewing
+    device.session.renewing = False
     if not renewing:
         emit("hub connecting", "host", s.hub, "device", s.assigned_id)
     user = hub.username(s.hub, s.assigned_id, s.model_id)
@@ -74,10 +75,11 @@ def topics(device):
 def online(device, expiry, renewing):
     """The hub accepted the session: set its timers, say so, and do what each new session does."""
     s = device.settings
+    record = device.session
     now = time.ticks_ms()
-    device.online_since = device.uptime_ms  # uptime, unlike ticks, does not wrap after 6 days
-    device.ping_sent = None
-    device.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
+    record.online_since = device.uptime_ms  # uptime, unlike ticks, does not wrap after 6 days
+    record.ping_sent = None
+    record.renew_at = None if expiry is None else time.ticks_add(now, s.renew_after * 1000)
     if renewing:
         emit("token renewed", "expires", expiry, "ttl", s.token_ttl)
     else:
@@ -88,8 +90,8 @@ def online(device, expiry, renewing):
     # connection (desired changes made while the link was down are sent to nobody), so each
     # desired value not acknowledged yet is applied and acknowledged: reported first, so the
     # twin read already holds them. Last, the application's hook.
-    if device.next_telemetry is None:
-        device.next_telemetry = now
+    if record.next_telemetry is None:
+        record.next_telemetry = now
     if device.info:
         device.info = False
         device.reported.update(use("readings").device_info())  # root properties: a plain merge
@@ -97,9 +99,9 @@ def online(device, expiry, renewing):
     if not flush_reported(device):
         return
     if device.properties:
-        device.rid += 1
-        device.twin_rid = str(device.rid)
-        if not publish(device, hub.twin_get_topic(device.twin_rid), "", 0):
+        record.rid += 1
+        record.twin_rid = str(record.rid)
+        if not publish(device, hub.twin_get_topic(record.twin_rid), "", 0):
             return
     if device.on_connected is not None:
         device.on_connected(device)
@@ -110,19 +112,20 @@ def serve(device):
     due, and wait for what the hub sends until the next of these is due."""
     link = device.link
     s = device.settings
+    record = device.session
     now = time.ticks_ms()
-    if device.renew_at is not None and time.ticks_diff(now, device.renew_at) >= 0:
+    if record.renew_at is not None and time.ticks_diff(now, record.renew_at) >= 0:
         device.close()  # MQTT 3.1.1 has no re-authentication: reconnect with a fresh token
-        device.renewing = True
+        record.renewing = True
         device.decide("renew")
         return
     try:
-        if device.ping_sent is not None and time.ticks_diff(link.last_rx, device.ping_sent) < 0:
-            if time.ticks_diff(now, device.ping_sent) > s.response_timeout * 1000:
+        if record.ping_sent is not None and time.ticks_diff(link.last_rx, record.ping_sent) < 0:
+            if time.ticks_diff(now, record.ping_sent) > s.response_timeout * 1000:
                 raise OSError(errno.ETIMEDOUT)  # no PINGRESP: the link is half-open
         elif time.ticks_diff(now, quiet_since(link)) >= s.keepalive * 500:
             link.ping()
-            device.ping_sent = link.last_tx
+            record.ping_sent = link.last_tx
     except OSError as e:
         lost(device, describe(e))
         return
@@ -153,10 +156,10 @@ def serve(device):
             count += 1
         unload("clock")
         emit("buffer flushed", "n", count, "dropped", device.dropped)
-        if device.dropped != device.dropped_reported:  # the count, in the twin, for the operator
-            device.dropped_reported = device.dropped
+        if device.dropped != record.dropped_reported:  # the count, in the twin, for the operator
+            record.dropped_reported = device.dropped
             device.reported["bufferDropped"] = device.dropped
-    if device.telemetry is not False and time.ticks_diff(now, device.next_telemetry) >= 0:
+    if device.telemetry is not False and time.ticks_diff(now, record.next_telemetry) >= 0:
         device.produce()
         if device.stage != "online":
             return
@@ -165,10 +168,10 @@ def serve(device):
     if not (device.inbox or device.reported or device.buffer):
         now = time.ticks_ms()
         due = time.ticks_diff(time.ticks_add(quiet_since(link), s.keepalive * 500), now)
-        if device.renew_at is not None:
-            due = min(due, time.ticks_diff(device.renew_at, now))
+        if record.renew_at is not None:
+            due = min(due, time.ticks_diff(record.renew_at, now))
         if device.telemetry is not False:
-            due = min(due, time.ticks_diff(device.next_telemetry, now))
+            due = min(due, time.ticks_diff(record.next_telemetry, now))
     wait(device, max(min(due, 1000), 0))
 
 
@@ -205,8 +208,8 @@ def flush_reported(device):
     if not patch:
         return True
     device.reported = {}
-    device.rid += 1
-    if not publish(device, hub.twin_patch_topic(device.rid), json.dumps(patch), 1):
+    device.session.rid += 1
+    if not publish(device, hub.twin_patch_topic(device.session.rid), json.dumps(patch), 1):
         device.reported = patch  # nothing reports during a publish: the hub's messages wait in the inbox
         return False
     for name, component, av, ac in device.acks:
@@ -237,7 +240,7 @@ def lost(device, reason):
     # Answers and requests of the broken session are void; C2D messages were acknowledged to
     # the hub already, so they are still handled after reconnecting.
     device.inbox = [item for item in device.inbox if item[0].kind == "c2d"]
-    device.twin_rid = None
+    device.session.twin_rid = None
     emit("hub disconnected", "host", device.settings.hub, reason=reason)
-    lasted = device.uptime_ms - device.online_since
+    lasted = device.uptime_ms - device.session.online_since
     device.decide("hub_lost", lasted, reason)

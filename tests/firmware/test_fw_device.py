@@ -215,12 +215,13 @@ RESTART = """\
 from iotc.app import Device
 d = Device(telemetry=False)
 print("started", d.start())
-d.attempt, d.hub_failures, d.fresh_assignment = 4, 3, True  # as after failures in a first run
+p = d.policy
+p.attempt, p.hub_failures, p.fresh_assignment = 4, 3, True  # as after failures in a first run
 d.stop()
 d.step()
 print("stepped after stop", d.stage, d.link)
 d.start()
-print("restarted", d.attempt, d.hub_failures, d.fresh_assignment, d.stage)
+print("restarted", d.policy.attempt, d.policy.hub_failures, d.policy.fresh_assignment, d.stage)
 d.stop()
 """
 

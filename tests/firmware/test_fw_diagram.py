@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from iotc import policy
+from iotc.app import PolicyState
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "fw_state_diagram.py"
 
@@ -40,7 +41,7 @@ def test_a_changed_table_is_noticed():
 
 
 def test_the_firmware_refuses_an_edge_the_table_lacks():
-    state = policy.State()
+    state = PolicyState()
     options = type("Options", (), {"terminal_wait": 0})()
     assert policy.decide(state, options, "dps", "stop").stage == "idle"  # "*": any stage
     with pytest.raises(ValueError, match="no edge online joined clock"):

@@ -9,6 +9,7 @@ from fw_rig import run_micropython
 PROGRAM = r"""
 import json
 from iotc import ConfigError, config, dps, hub, incoming, policy
+from iotc.app import PolicyState
 
 
 def identity_case(doc):
@@ -31,7 +32,7 @@ def incoming_fields(found):
 
 
 def decisions():
-    state = policy.State()
+    state = PolicyState()
     state.random16 = lambda: 30000
     options = config.options({"hub_failures_before_dps": 3})
     steps = []

@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import pytest
 from iotc import policy
+from iotc.app import PolicyState
 from iotc.config import options as Options
 
 
@@ -21,10 +22,11 @@ class Decision(NamedTuple):
 
 
 class Rules:
-    """The policy functions bound to one State and one set of options, as the device uses them."""
+    """The policy functions bound to one state (the device's PolicyState) and one set of options,
+    as the device uses them."""
 
     def __init__(self, options, random16):
-        self.state = policy.State()
+        self.state = PolicyState()
         self.state.random16 = random16
         self.options = options
 
