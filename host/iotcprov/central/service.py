@@ -12,6 +12,7 @@ from typing import Any
 
 from iotcprov.central.client import CentralClient
 from iotcprov.credentials import pki
+from iotcprov.credentials.keys import generate_key
 from iotcprov.credentials.pki_files import Issuer
 from iotcprov.errors import InputError
 from iotcprov.validation import validate_device_id, validate_key
@@ -68,8 +69,13 @@ def credentials(client: CentralClient, device_id: str) -> dict:
     return client.request("GET", f"/devices/{device_id}/credentials", what=_device(device_id))
 
 
-def enroll_sas(client: CentralClient, device_id: str, primary_key: str, secondary_key: str) -> dict:
-    """An individual enrollment with the device's own keys (both are required by the API)."""
+def enroll_sas(
+    client: CentralClient, device_id: str, primary_key: str | None = None, secondary_key: str | None = None
+) -> dict:
+    """An individual enrollment with the device's own keys (the API requires both; a key not given
+    is generated here, from the OS CSPRNG)."""
+    primary_key = primary_key or generate_key()
+    secondary_key = secondary_key or generate_key()
     validate_key(primary_key, "--primary-key")
     validate_key(secondary_key, "--secondary-key")
     body = {

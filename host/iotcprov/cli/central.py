@@ -285,11 +285,9 @@ def run_devices_enroll(args: argparse.Namespace) -> int:
         )
     client = client_from(args)
     if args.sas:
-        from iotcprov.credentials.keys import generate_key
-
-        primary = PRIMARY_KEY.resolve_key(args) if PRIMARY_KEY.given(args) else generate_key()
-        secondary = SECONDARY_KEY.resolve_key(args) if SECONDARY_KEY.given(args) else generate_key()
-        answer = service.enroll_sas(client, args.device_id, primary, secondary)
+        primary = PRIMARY_KEY.resolve_key(args) if PRIMARY_KEY.given(args) else None
+        secondary = SECONDARY_KEY.resolve_key(args) if SECONDARY_KEY.given(args) else None
+        answer = service.enroll_sas(client, args.device_id, primary, secondary)  # generates a missing key
     else:
         if PRIMARY_KEY.on_command_line(args) or SECONDARY_KEY.on_command_line(args):
             raise InputError("--primary-key: only with --sas")
