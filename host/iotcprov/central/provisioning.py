@@ -53,16 +53,9 @@ def prepare_device(
             "scope and keys come with it; let it be created"
         )
     found = service.credentials(client, device_id)
-    scope = found.get("idScope")
-    if not isinstance(scope, str) or not scope:
-        raise OperationError(f"IoT Central {client.app.host}: the credentials of {device_id} hold no idScope")
+    scope = service.id_scope_in(found, client, device_id)
     credential = None
     if want_keys:
-        key = (found.get("symmetricKey") or {}).get("primaryKey")
-        if not key:
-            raise OperationError(
-                f"IoT Central {client.app.host}: device {device_id} has no symmetric keys (it is enrolled "
-                "with a certificate); provision it with --cert and --key"
-            )
-        credential = SasCredential(key)
+        fix = "; provision it with --cert and --key"
+        credential = SasCredential(service.primary_key_in(found, client, device_id, fix))
     return DeviceSetup(device_id, scope, credential, created, state, tuple(warnings))

@@ -14,7 +14,7 @@ from iotcprov.central.client import CentralClient
 from iotcprov.credentials import pki
 from iotcprov.credentials.keys import generate_key
 from iotcprov.credentials.pki_files import Issuer
-from iotcprov.errors import InputError
+from iotcprov.errors import InputError, OperationError
 from iotcprov.validation import validate_device_id, validate_key
 
 GROUP_ENTRY = "primary"  # the certificate entry iotcprov uses for an X.509 group's CA
@@ -67,6 +67,26 @@ def delete_device(client: CentralClient, device_id: str) -> None:
 def credentials(client: CentralClient, device_id: str) -> dict:
     """{"idScope", "symmetricKey"?: {primaryKey, secondaryKey}, "x509"?: {...}}: secrets inside."""
     return client.request("GET", f"/devices/{device_id}/credentials", what=_device(device_id))
+
+
+def id_scope_in(found: dict, client: CentralClient, device_id: str) -> str:
+    """The ID scope in a device's `credentials` answer (the GA API gives it nowhere else)."""
+    scope = found.get("idScope")
+    if not isinstance(scope, str) or not scope:
+        raise OperationError(f"IoT Central {client.app.host}: the credentials of {device_id} hold no idScope")
+    return scope
+
+
+def primary_key_in(found: dict, client: CentralClient, device_id: str, fix: str = "") -> str:
+    """The device's primary key in its `credentials` answer; `fix` ends the error of a device
+    enrolled with a certificate."""
+    key = (found.get("symmetricKey") or {}).get("primaryKey")
+    if not key:
+        raise OperationError(
+            f"IoT Central {client.app.host}: device {device_id} has no symmetric keys (it is enrolled "
+            f"with a certificate){fix}"
+        )
+    return key
 
 
 def enroll_sas(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from iotcprov.board.identity import SasCredential
 from iotcprov.central import service
 from iotcprov.central.client import CentralClient
-from iotcprov.errors import InputError, OperationError
+from iotcprov.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,7 @@ class CentralLink:
                 "give --id-scope (the application shows it under Permissions > Device connection groups) "
                 "or --create-devices"
             )
-        scope = service.credentials(self.client, device_id).get("idScope")
-        if not scope:
-            raise OperationError(f"IoT Central {self.host}: no idScope in the credentials of {device_id}")
-        return scope
+        return service.id_scope_in(service.credentials(self.client, device_id), self.client, device_id)
 
     def before_provision(self, device_id: str) -> bool:
         """Create the device (approved) when asked to and the application does not list it yet;
@@ -90,13 +87,9 @@ class CentralKeySource:
         return f"CentralKeySource({self._link.host})"
 
     def credential_for(self, device_id: str) -> SasCredential:
-        found = service.credentials(self._link.client, device_id)
-        key = (found.get("symmetricKey") or {}).get("primaryKey")
-        if not key:
-            raise OperationError(
-                f"IoT Central {self._link.host}: device {device_id} has no symmetric keys (X.509 attestation)"
-            )
-        return SasCredential(key)
+        client = self._link.client
+        found = service.credentials(client, device_id)
+        return SasCredential(service.primary_key_in(found, client, device_id))
 
     def describe(self) -> dict:
         return {"auth": self.auth, "keys": f"per device, from IoT Central {self._link.host}"}
